@@ -1,0 +1,182 @@
+"""The per-session library of latent codes that every tab of the app reads and writes.
+
+Each browser session (and each gradio_client session) holds its own `CodeLibrary`, so two users
+never see each other's codes. Entries are only ever added after an operation succeeded, and a
+failed operation never removes one: what a person made survives later errors.
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import BinaryIO, Optional, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .latents import Latent, LatentError, load_latent
+
+MAX_ENTRIES = 64  # a W+ code is ~47 KB; this bounds a session's memory to a few MB
+THUMBNAIL_SIZE = 128
+LIBRARY_FORMAT = "stylegan_core.library.v1"
+
+
+class LibraryError(ValueError):
+    """A request the library cannot honour (unknown name, full library, unreadable file)."""
+
+
+@dataclass
+class CodeEntry:
+    name: str
+    ws: torch.Tensor  # [1, num_ws, w_dim], on the CPU
+    model_name: str
+    source: str  # 'seed', 'inverted', 'uploaded', 'edit'
+    thumbnail: Optional[Image.Image] = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def caption(self) -> str:
+        return f"{self.name} ({self.source})"
+
+
+class CodeLibrary:
+    """An ordered, bounded collection of named codes."""
+
+    def __init__(self) -> None:
+        self._entries: "OrderedDict[str, CodeEntry]" = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def names(self, model_name: Optional[str] = None) -> list[str]:
+        return [n for n, e in self._entries.items() if model_name is None or e.model_name == model_name]
+
+    def entries(self) -> list[CodeEntry]:
+        return list(self._entries.values())
+
+    def get(self, name: str) -> CodeEntry:
+        if name not in self._entries:
+            known = ", ".join(self._entries) or "none yet"
+            raise LibraryError(f"no code named {name!r} in your library (codes: {known})")
+        return self._entries[name]
+
+    def add(self, ws: torch.Tensor, model_name: str, source: str, name: str = "",
+            thumbnail: Optional[Image.Image] = None, info: Optional[dict] = None) -> CodeEntry:
+        if ws.dim() == 2:
+            ws = ws.unsqueeze(0)
+        if ws.dim() != 3 or ws.shape[0] != 1:
+            raise LibraryError(f"one code of shape [1, num_ws, w_dim] per entry, got {list(ws.shape)}")
+        if len(self._entries) >= MAX_ENTRIES:
+            raise LibraryError(
+                f"your library is full ({MAX_ENTRIES} codes): export it or delete some codes first"
+            )
+        entry = CodeEntry(
+            name=self._unique_name(name or source),
+            ws=ws.detach().to("cpu", torch.float32).clone(),
+            model_name=model_name,
+            source=source,
+            thumbnail=_thumbnail(thumbnail),
+            info=dict(info or {}),
+        )
+        self._entries[entry.name] = entry
+        return entry
+
+    def delete(self, name: str) -> None:
+        self.get(name)
+        del self._entries[name]
+
+    def rename(self, old: str, new: str) -> CodeEntry:
+        entry = self.get(old)
+        new = _clean_name(new)
+        if not new:
+            raise LibraryError("a code needs a non-empty name")
+        if new != old and new in self._entries:
+            raise LibraryError(f"a code named {new!r} exists already")
+        self._entries = OrderedDict((new if n == old else n, e) for n, e in self._entries.items())
+        entry.name = new
+        return entry
+
+    def _unique_name(self, hint: str) -> str:
+        base = _clean_name(hint) or "code"
+        if base not in self._entries:
+            return base
+        index = 2
+        while f"{base}-{index}" in self._entries:
+            index += 1
+        return f"{base}-{index}"
+
+    # -- files -----------------------------------------------------------------------------
+    def export_bytes(self, names: Optional[list[str]] = None) -> bytes:
+        """All (or the named) codes as one .npz: codes, names, model names and sources."""
+        chosen = [self.get(n) for n in names] if names else self.entries()
+        if not chosen:
+            raise LibraryError("the library is empty: nothing to export")
+        arrays = {"format": np.array(LIBRARY_FORMAT), "count": np.array(len(chosen))}
+        for i, entry in enumerate(chosen):
+            arrays[f"ws_{i}"] = entry.ws.numpy()
+            arrays[f"name_{i}"] = np.array(entry.name)
+            arrays[f"model_name_{i}"] = np.array(entry.model_name)
+            arrays[f"source_{i}"] = np.array(entry.source)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+
+    def import_file(self, file: Union[str, os.PathLike, BinaryIO],
+                    render: Optional[callable] = None) -> list[CodeEntry]:
+        """Add the codes of a library export or of a single latent file (.npz).
+
+        Everything is read and checked before anything is added, so a bad file adds nothing.
+        `render(ws, model_name) -> PIL image` makes thumbnails when given.
+        """
+        latents = read_codes_file(file)
+        if len(self._entries) + sum(l.ws.shape[0] for l in latents) > MAX_ENTRIES:
+            raise LibraryError(f"importing these codes would exceed the library's {MAX_ENTRIES} entries")
+        added = []
+        for latent in latents:
+            for row in latent.ws.split(1):
+                thumb = render(row, latent.model_name) if render else None
+                added.append(self.add(row, latent.model_name, "uploaded", latent.name or "uploaded", thumb))
+        return added
+
+
+def read_codes_file(file: Union[str, os.PathLike, BinaryIO]) -> list[Latent]:
+    """Read a library export (many codes) or a single latent .npz (one code, maybe batched)."""
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            is_library = "format" in data.files and str(data["format"]) == LIBRARY_FORMAT
+            if is_library:
+                return [
+                    Latent(
+                        ws=torch.from_numpy(np.asarray(data[f"ws_{i}"], dtype=np.float32).copy()),
+                        model_name=str(data[f"model_name_{i}"]),
+                        name=str(data[f"name_{i}"]),
+                    )
+                    for i in range(int(data["count"]))
+                ]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
+        raise LibraryError(f"not a latent or library file (.npz): {error}") from error
+    if hasattr(file, "seek"):
+        file.seek(0)
+    try:
+        return [load_latent(file)]
+    except LatentError as error:
+        raise LibraryError(str(error)) from error
+
+
+def _clean_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\- ]+", "", str(name)).strip()[:48]
+
+
+def _thumbnail(image: Optional[Image.Image]) -> Optional[Image.Image]:
+    if image is None:
+        return None
+    thumb = image.convert("RGB").copy()
+    thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+    return thumb

@@ -1,0 +1,86 @@
+import io
+
+import pytest
+import torch
+from PIL import Image
+
+from stylegan_core import library as library_module
+from stylegan_core.latents import save_latent
+from stylegan_core.library import CodeLibrary, LibraryError
+
+
+def make_library(n=3):
+    lib = CodeLibrary()
+    for i in range(n):
+        lib.add(torch.full((1, 4, 8), float(i)), "tiny", "seed", f"seed {i}", Image.new("RGB", (512, 512)))
+    return lib
+
+
+def test_names_are_unique_and_thumbnails_small():
+    lib = CodeLibrary()
+    a = lib.add(torch.zeros(1, 4, 8), "tiny", "seed", "face", Image.new("RGB", (1024, 1024)))
+    b = lib.add(torch.zeros(1, 4, 8), "tiny", "seed", "face")
+    assert (a.name, b.name) == ("face", "face-2")
+    assert max(a.thumbnail.size) <= library_module.THUMBNAIL_SIZE
+
+
+def test_stored_code_is_a_copy():
+    lib, ws = CodeLibrary(), torch.zeros(1, 4, 8)
+    entry = lib.add(ws, "tiny", "seed", "x")
+    ws += 1
+    assert entry.ws.sum() == 0
+
+
+def test_delete_and_rename():
+    lib = make_library()
+    lib.delete("seed 1")
+    lib.rename("seed 2", "smile")
+    assert lib.names() == ["seed 0", "smile"]
+    with pytest.raises(LibraryError, match="no code named"):
+        lib.delete("seed 1")
+    with pytest.raises(LibraryError, match="exists"):
+        lib.rename("smile", "seed 0")
+
+
+def test_full_library_refuses_and_keeps_what_it_has(monkeypatch):
+    monkeypatch.setattr(library_module, "MAX_ENTRIES", 3)
+    lib = make_library(3)
+    with pytest.raises(LibraryError, match="full"):
+        lib.add(torch.zeros(1, 4, 8), "tiny", "seed")
+    assert len(lib) == 3
+
+
+def test_export_import_round_trip():
+    lib = make_library()
+    other = CodeLibrary()
+    added = other.import_file(io.BytesIO(lib.export_bytes()))
+    assert [e.name for e in added] == lib.names()
+    for a, b in zip(lib.entries(), other.entries()):
+        assert torch.equal(a.ws, b.ws) and a.model_name == b.model_name
+
+
+def test_import_single_latent_file_splits_batches():
+    buffer = io.BytesIO()
+    save_latent(buffer, torch.randn(2, 4, 8), "tiny", name="pair")
+    buffer.seek(0)
+    lib = CodeLibrary()
+    added = lib.import_file(buffer)
+    assert [e.name for e in added] == ["pair", "pair-2"]
+
+
+def test_bad_import_adds_nothing():
+    lib = make_library(2)
+    with pytest.raises(LibraryError):
+        lib.import_file(io.BytesIO(b"garbage"))
+    assert len(lib) == 2
+
+
+def test_sessions_do_not_share_entries():
+    a, b = CodeLibrary(), CodeLibrary()
+    a.add(torch.zeros(1, 4, 8), "tiny", "seed", "mine")
+    assert b.names() == []
+
+
+def test_empty_export_is_refused():
+    with pytest.raises(LibraryError, match="empty"):
+        CodeLibrary().export_bytes()
