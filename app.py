@@ -93,7 +93,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                         faces = gr.Dropdown(["largest face"], value="largest face", label="Face",
                                             info="which face to invert, or the whole image as it is")
                         with gr.Row():
-                            invert_steps = gr.Slider(10, 1000, 150, step=10, label="Steps")
+                            invert_steps = gr.Slider(10, 1000, 150, step=10, label="Steps", elem_id="invert-steps")
                             invert_space = gr.Radio(["w+", "w"], value="w+", label="Latent space")
                         with gr.Row():
                             invert_button = gr.Button("Invert", variant="primary")
@@ -241,7 +241,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                     yield (lib, update.aligned, update.image, update.metrics, update.files, update.info)
                 else:
                     progress((update.step, update.total), desc="inverting")
-                    yield (gr.skip(), update.aligned, update.image, gr.skip(), gr.skip(), update.info)
+                    preview = gr.skip() if update.image is None else update.image
+                    yield (gr.skip(), update.aligned, preview, gr.skip(), gr.skip(), update.info)
 
         invert_event = invert_button.click(
             invert, [library, photo, faces, invert_steps, invert_space, model],

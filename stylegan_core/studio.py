@@ -143,7 +143,7 @@ class Studio:
             model = f"model **{loaded.name}** ({loaded.entry.description}) from {loaded.source_description}"
         except StudioError as error:
             model = f"model **{name}** not available: {error}"
-        return f"{model} · device **{self.device}** · CUDA ops: {cuda_ops_status()}"
+        return f"{model} · device **{self.device}** · {cuda_ops_status()}"
 
     # -- codes -----------------------------------------------------------------------------
     def seed_code(self, model_name: str, seed: int, psi: float = 1.0) -> torch.Tensor:
@@ -234,8 +234,7 @@ class Studio:
         """Load the default model (first run: fetch and convert it) and start the CUDA ops build."""
         from .ops import start_cuda_ops_build
 
-        if self.device.type == "cuda":
-            start_cuda_ops_build(background=True)
+        start_cuda_ops_build(background=True)  # on a machine without CUDA it only records why not
 
         def load_default():
             try:

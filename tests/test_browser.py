@@ -1,0 +1,87 @@
+"""Every tab driven in headless Chromium (Debian's chromium through Playwright), checked by screenshot."""
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = [pytest.mark.real, pytest.mark.browser]
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "tests" / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+RESULT_TIMEOUT_MS = 300_000  # CPU inference on a shared 2-core machine
+
+
+@pytest.fixture(scope="module")
+def page(app_server):
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed (tools/test.sh installs it)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_server.url)
+        page.get_by_role("tab", name="Generate").wait_for()
+        yield page
+        browser.close()
+
+
+def open_tab(page, name):
+    page.get_by_role("tab", name=name, exact=True).click()
+
+
+def run_and_check(page, button, result_selector, name):
+    """Click the tab's main button, wait for its result image, screenshot it and check it is not blank."""
+    page.get_by_role("button", name=button, exact=True).click()
+    image = page.locator(f"{result_selector} img").first
+    image.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=image.element_handle(),
+                           timeout=RESULT_TIMEOUT_MS)
+    page.screenshot(path=str(ARTIFACTS / f"tab-{name}.png"), full_page=True)
+    pixels = np.asarray(Image.open(io.BytesIO(image.screenshot())).convert("RGB"), dtype=np.float32)
+    assert pixels.std() > 10, f"the {name} result looks blank"
+    return pixels
+
+
+def test_generate_tab(page):
+    open_tab(page, "Generate")
+    run_and_check(page, "Generate", "#generate-gallery", "generate")
+    page.screenshot(path=str(REPO / "docs" / "screenshot-generate.png"))
+    assert "ffhq-mobile" in page.locator("#status-line").inner_text()
+
+
+def test_invert_tab(page):
+    open_tab(page, "Invert")
+    page.locator("#invert-photo input[type=file]").set_input_files(str(REPO / "examples" / "astronaut.jpg"))
+    steps = page.locator("#invert-steps input[type=number]")
+    steps.fill("10")
+    steps.press("Enter")
+    run_and_check(page, "Invert", "#invert-result", "invert")
+    page.get_by_text("psnr").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+
+
+@pytest.mark.parametrize("tab, button, selector", [
+    ("Morph", "Morph", "#morph-gallery"),
+    ("Style transfer", "Transfer style", "#style-result"),
+    ("Expression transfer", "Transfer expression", "#expression-result"),
+    ("Style mixing", "Mix", "#mixing-result"),
+    ("Blend", "Blend", "#blend-result"),
+    ("Panorama", "Grow panorama", "#panorama-result"),
+])
+def test_edit_tabs(page, tab, button, selector):
+    open_tab(page, tab)
+    run_and_check(page, button, selector, tab.lower().replace(" ", "-"))
+
+
+def test_library_tab_shows_the_codes_made_above(page):
+    open_tab(page, "Library")
+    thumbnails = page.locator("#library-gallery img")
+    thumbnails.first.wait_for(state="visible", timeout=60_000)
+    assert thumbnails.count() >= 4  # seeds 1-4 from the Generate tab
+    page.screenshot(path=str(ARTIFACTS / "tab-library.png"), full_page=True)
