@@ -216,8 +216,14 @@ def build_app(studio: Studio) -> gr.Blocks:
         def after(event):
             return event.success(refresh, library, refresh_outputs, queue=False, api_visibility="private")
 
-        demo.load(user_errors(studio.status_line), model, status, api_visibility="private")
-        model.change(user_errors(studio.status_line), model, status, api_visibility="private")
+        status_timer = gr.Timer(2.0)
+
+        def show_status(model_name):
+            """The status line; polled every 2 s only while the model is still loading."""
+            return studio.status_line(model_name), gr.Timer(active=studio.is_loading(model_name))
+
+        for trigger in (demo.load, model.change, status_timer.tick):
+            trigger(show_status, model, [status, status_timer], api_visibility="private", queue=False)
 
         @user_errors
         def generate(lib, seeds_text, psi_value, model_name):
@@ -345,13 +351,8 @@ def main(argv=None) -> None:
     studio.warm_up()
     demo = build_app(studio)
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=64)
-    try:
-        demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False)
-    except Exception as error:  # noqa: BLE001 - a failed share link must not stop the local server
-        if not args.share:
-            raise
-        log.warning("could not create a share link (%s); serving locally only", error)
-        demo.launch(server_name=args.host, server_port=args.port, share=False)
+    # Where no share link can be made (offline), Gradio prints why and keeps serving locally.
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False)
 
 
 if __name__ == "__main__":

@@ -116,6 +116,8 @@ class Studio:
         self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="stylegan_studio_"))
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self._load_lock = threading.Lock()
+        self._loading: Optional[str] = None  # the model being loaded right now
+        self._ready: set[str] = set()
 
     # -- models ----------------------------------------------------------------------------
     def model_choices(self) -> list[str]:
@@ -129,15 +131,27 @@ class Studio:
         name = model_name or self.default_model
         checkpoint = self.checkpoint if name == zoo.CUSTOM_CHECKPOINT else None
         with self._load_lock:
+            self._loading = name
             try:
-                return zoo.load_model(name, device=str(self.device), checkpoint=checkpoint)
+                loaded = zoo.load_model(name, device=str(self.device), checkpoint=checkpoint)
             except (zoo.ModelError, OSError, ValueError) as error:
                 raise StudioError(str(error)) from error
+            finally:
+                self._loading = None
+            self._ready.add(name)
+            return loaded
+
+    def is_loading(self, model_name: Optional[str] = None) -> bool:
+        return self._loading == (model_name or self.default_model)
 
     def status_line(self, model_name: Optional[str] = None) -> str:
+        """One line: model, where its weights came from, device, CUDA ops. Never waits for a load."""
         from .ops import cuda_ops_status
 
         name = model_name or self.default_model
+        if self.is_loading(name) or (name not in self._ready and self._load_lock.locked()):
+            return (f"loading model **{name}**… (the first start fetches and converts the weights, "
+                    f"about a minute) · device **{self.device}** · {cuda_ops_status()}")
         try:
             loaded = self.load(name)
             model = f"model **{loaded.name}** ({loaded.entry.description}) from {loaded.source_description}"
@@ -237,11 +251,21 @@ class Studio:
         start_cuda_ops_build(background=True)  # on a machine without CUDA it only records why not
 
         def load_default():
+            log.info("preparing model %s (the first start fetches and converts the weights)", self.default_model)
             try:
                 self.load(self.default_model)
                 log.info("model %s ready", self.default_model)
             except StudioError as error:
                 log.warning("the default model is not available: %s", error)
+            try:  # the inversion's helpers, so the first Invert does not wait for them
+                from .perceptual import load_vgg16
+
+                load_vgg16(self.device)
+                align.shape_predictor()
+                metrics.face_recognizer()
+                log.info("perceptual loss and face models ready")
+            except (OSError, ValueError) as error:
+                log.warning("the inversion's models are not available: %s", error)
 
         if background:
             threading.Thread(target=load_default, name="warm-up", daemon=True).start()
