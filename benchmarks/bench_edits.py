@@ -1,0 +1,170 @@
+"""Speed and face quality of the edits and feature blends with ffhq-mobile at 1024 px on the CPU.
+
+Prints the numbers and writes benchmarks/results/edits.md. The operations are timed round-robin
+(one run of each per round, `--rounds` rounds after a warm-up round) and each reports its median,
+so a shared machine's changing load hits all of them alike; 'forwards' divides by the median of
+the plain forward of the same rounds. Usage: python benchmarks/bench_edits.py [--rounds 2]
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stylegan_core import edits, feature_blend as fb, metrics, zoo  # noqa: E402
+from stylegan_core.generator import SynthesisState  # noqa: E402
+from stylegan_core.images import tensor_to_pil  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "edits.md"
+SEEDS = [11, 22, 33, 44, 55]
+PSI = 0.7
+REFERENCE = "one generator forward (reference)"
+PANORAMA = f"panorama, {len(SEEDS)} codes (horizontal, {len(SEEDS)} W x W)"
+
+
+class TwoCallBlendEditor(fb.FeatureBlendEditor):
+    """The variant not taken: each blended layer runs twice with batch 1 instead of once with batch 2."""
+
+    def layer(self, index, layer, state, ws):
+        out_a, out_b = layer(state, ws), layer(state, self.ws_b)
+        return SynthesisState(self._lerp(out_a.x, out_b.x, state.x), self._lerp(out_a.img, out_b.img, state.img))
+
+    def _lerp(self, a, b, passed_in):
+        if a is None or a is passed_in:
+            return a
+        return torch.lerp(a, b, self.alpha(a))
+
+
+def round_robin(operations: dict, rounds: int) -> dict[str, float]:
+    """Median seconds of each operation, timed one after another in every round."""
+    times: dict[str, list[float]] = {name: [] for name in operations}
+    for round_index in range(rounds + 1):  # round 0 warms up: first calls allocate and pick kernels
+        for name, operation in operations.items():
+            start = time.perf_counter()
+            operation()
+            if round_index:
+                times[name].append(time.perf_counter() - start)
+        print(f"round {round_index} done", flush=True)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def gflop(function) -> float:
+    with FlopCounterMode(display=False) as counter:
+        function()
+    return counter.get_total_flops() / 1e9
+
+
+def machine() -> str:
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        model = platform.processor() or "unknown CPU"
+    return f"{model}; {torch.get_num_threads()} torch threads; torch {torch.__version__}; Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    generator = zoo.load_model("ffhq-mobile").generator
+    codes = edits.random_codes(generator, SEEDS, PSI)
+    w1, w2, w3 = codes[0:1], codes[1:2], codes[2:3]
+
+    def blend(editor_class):
+        return lambda: generator.synthesis(w1, editor_class(w2, fb.horizontal_ramp))
+
+    operations = {
+        REFERENCE: lambda: generator.synthesis(w1),
+        "style transfer (crossover at 64 px + render)": lambda: generator.synthesis(edits.crossover_codes(generator, w1, w2)),
+        "expression transfer (lambda 1 + render)": lambda: generator.synthesis(
+            edits.expression_transfer_codes(generator, w1, w2, w3)),
+        "feature blend, horizontal ramp (batch 2 per layer)": blend(fb.FeatureBlendEditor),
+        "feature blend, two batch-1 calls per layer (variant)": blend(TwoCallBlendEditor),
+        "morph, 4 frames, rendered 4 at a time": lambda: edits.morph_frames(generator, w1, w2, 4, batch_size=4),
+        "morph, 4 frames, rendered 1 at a time": lambda: edits.morph_frames(generator, w1, w2, 4, batch_size=1),
+        "style mixing grid, 2 sources x 1 destination (5 images)": lambda: edits.style_mixing_grid(
+            generator, SEEDS[:2], SEEDS[2:3], "coarse", PSI, batch_size=1),
+        PANORAMA: lambda: fb.render_panorama(generator, codes),
+    }
+    seconds = round_robin(operations, args.rounds)
+    rows = []
+    for name, operation in operations.items():
+        # A panorama is N - 1 identical pair renders: count one.
+        flops = (gflop(lambda: fb.render_panorama(generator, codes[:2])) * (len(SEEDS) - 1) if name == PANORAMA
+                 else gflop(operation))
+        rows.append((name, seconds[name], seconds[name] / seconds[REFERENCE], flops, flops / seconds[name]))
+        print(f"{name}: {seconds[name]:.2f} s ({rows[-1][2]:.2f} forwards), {flops:.1f} GFLOP, "
+              f"{rows[-1][4]:.1f} GFLOP/s", flush=True)
+    identity = identity_rows(generator, codes, operations["feature blend, horizontal ramp (batch 2 per layer)"]())
+    write_report(rows, identity, args.rounds)
+
+
+def identity_rows(generator, codes, blended) -> list[tuple[str, str]]:
+    """dlib identity distance (< 0.6: same person) of edits to the image of w1."""
+    w1, w2, w3 = codes[0:1], codes[1:2], codes[2:3]
+    reference = tensor_to_pil(generator.synthesis(w1))
+    reference_descriptor = metrics.face_descriptor(reference)
+    middle_rows = edits.mixing_rows(generator, "middle")
+
+    def distance(ws) -> str:
+        value = metrics.identity_distance(reference, tensor_to_pil(generator.synthesis(ws)), reference_descriptor)
+        return "no face found" if value is None else f"{value:.3f}"
+
+    found = []
+    for strength in (0.5, 1.0, 2.0):
+        for label, rows in (("all rows", None), ("rows of 16-32 px layers", middle_rows)):
+            edited = edits.expression_transfer_codes(generator, w1, w2, w3, strength, rows)
+            found.append((f"expression transfer, lambda {strength}, {label}", distance(edited)))
+    found.append(("style transfer, content w1, style w2", distance(edits.crossover_codes(generator, w1, w2))))
+    found.append(("unrelated person (w2)", distance(w2)))
+    value = metrics.identity_distance(reference, tensor_to_pil(blended), reference_descriptor)
+    found.append(("feature blend w1 -> w2 (horizontal ramp)", "no face found" if value is None else f"{value:.3f}"))
+    for name, value in found:
+        print(f"identity {name}: {value}", flush=True)
+    return found
+
+
+def write_report(rows, identity, rounds: int) -> None:
+    lines = [
+        "# Edits and feature blends: speed and identity (ffhq-mobile, 1024 px, CPU)",
+        "",
+        f"Machine: {machine()}. Written by `benchmarks/bench_edits.py`: medians of {rounds} round-robin",
+        "rounds after a warm-up round, one process; 'forwards' = seconds / the reference forward's seconds.",
+        "",
+        "| operation | seconds | forwards | GFLOP | GFLOP/s |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {name} | {seconds:.2f} | {ratio:.2f} | {flops:.1f} | {rate:.1f} |" for name, seconds, ratio, flops, rate in rows]
+    lines += [
+        "",
+        "Targets (issue #5): style transfer, expression transfer and a blend each about one or two",
+        "forwards; a 5-code panorama <= 15 s. A panorama renders N - 1 pair images, each a batch-2 blend",
+        "of twice the width: about 4 (N - 1) forwards of work.",
+        "",
+        f"Identity: dlib face-recognition distance to the image of w1 (seed {SEEDS[0]}; < 0.6 means the same",
+        f"person). w2, w3 are seeds {SEEDS[1]}, {SEEDS[2]} at psi {PSI}: two different people, not the same person",
+        "with and without an expression, so w2 - w3 also carries identity: a worst case for expression transfer.",
+        "",
+        "| edit | identity distance |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {value} |" for name, value in identity]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""Command line: `python -m stylegan_core SUBCOMMAND ...`.
+
+Each subcommand is one `add_<name>(subparsers)` function that declares its arguments and sets
+`run` to the function doing the work (args -> exit code). To add one, write that pair and append
+the `add_` function to SUBCOMMANDS.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+
+class CommandError(Exception):
+    """A problem with the command's input that the user can fix; printed without a stack trace."""
+
+
+# -- generate --------------------------------------------------------------------------------------
+def add_generate(subparsers) -> None:
+    parser = subparsers.add_parser("generate", help="render images from seeds",
+                                   description="Render one image per seed (z from numpy's RandomState(seed)).")
+    seeds = parser.add_mutually_exclusive_group(required=True)
+    seeds.add_argument("--seed", type=int, help="one seed")
+    seeds.add_argument("--seeds", help="several seeds, e.g. '1,2,5-8'")
+    parser.add_argument("--psi", type=float, default=0.7, help="truncation psi (1 = no truncation; default 0.7)")
+    add_model_arguments(parser)
+    parser.add_argument("--out", required=True,
+                        help="output PNG; with several seeds '{seed}' in the name is replaced by the seed, "
+                             "else '-seed<N>' is added before the extension")
+    parser.set_defaults(run=run_generate)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model / --checkpoint / --device, shared by every subcommand that needs a generator."""
+    from . import zoo
+
+    parser.add_argument("--model", default=None,
+                        help=f"zoo model ({', '.join(zoo.model_names())}); default {zoo.DEFAULT_MODEL}, "
+                             f"or ${zoo.CHECKPOINT_ENV} when set")
+    parser.add_argument("--checkpoint", default=None,
+                        help="a checkpoint file instead of a zoo model (.safetensors export, rosinality .pt, NVlabs .pkl)")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+
+
+def load_model_from_args(args: argparse.Namespace):
+    from . import zoo
+
+    loaded = zoo.load_model(args.model, device=args.device, checkpoint=args.checkpoint)
+    print(f"model {loaded.name}: {loaded.entry.description} [{loaded.source_description}]", file=sys.stderr)
+    return loaded
+
+
+def output_path(pattern: str, seed: int, several: bool) -> Path:
+    if "{seed" in pattern:
+        return Path(pattern.format(seed=seed))
+    path = Path(pattern)
+    return path.with_name(f"{path.stem}-seed{seed}{path.suffix}") if several else path
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    import torch
+
+    from .images import tensor_to_pil
+    from .studio import StudioError, check_psi, parse_seeds
+
+    try:
+        seeds = parse_seeds(args.seed if args.seeds is None else args.seeds)
+        psi = check_psi(args.psi)
+    except StudioError as error:
+        raise CommandError(str(error)) from error
+    generator = load_model_from_args(args).generator
+    for seed in seeds:
+        with torch.no_grad():
+            ws = generator.mapping(generator.seed_to_z(seed).to(generator.device), psi=psi)
+            image = generator.synthesis(ws)
+        path = output_path(args.out, seed, several=len(seeds) > 1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensor_to_pil(image).save(path)
+        print(path)
+    return 0
+
+
+# -- models and fetch ------------------------------------------------------------------------------
+def add_models(subparsers) -> None:
+    parser = subparsers.add_parser("models", help="list the model zoo")
+    parser.set_defaults(run=run_models)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from . import zoo
+
+    for name in zoo.model_names():
+        entry = zoo.MODELS[name]
+        status = "verified" if entry.verified else "unverified"
+        print(f"{name:20} {entry.arch:16} {entry.resolution:5} px  {status:10}  {entry.description}")
+    return 0
+
+
+def add_fetch(subparsers) -> None:
+    parser = subparsers.add_parser("fetch", help="download and verify weight files ahead of time",
+                                   description="Resolve the weight files of zoo models (default: the default model) "
+                                               "or given file ids, and print where each one is.")
+    parser.add_argument("names", nargs="*", help="zoo model names or weight file ids")
+    parser.set_defaults(run=run_fetch)
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    from . import weights, zoo
+
+    file_ids: list[str] = []
+    for name in args.names or [zoo.DEFAULT_MODEL]:
+        file_ids += list(zoo.MODELS[name].file_ids) if name in zoo.MODELS else [weights.known_file(name).file_id]
+    for file_id in file_ids:
+        resolved = weights.resolve(file_id)
+        print(f"{file_id}\t{resolved.path}\t{resolved.source}")
+    return 0
+
+
+# -- invert ----------------------------------------------------------------------------------------
+def add_invert(subparsers) -> None:
+    from .projector import ProjectorOptions
+
+    defaults = ProjectorOptions()
+    parser = subparsers.add_parser(
+        "invert", help="find the latent code of a photo (Image2StyleGAN projection)",
+        description="Align the face in PHOTO (FFHQ style, dlib), project it into the generator's latent space and "
+                    "write aligned.png, result.png, pasted.png (the result warped back into the photo), "
+                    "latent.npz and metrics.json into DIR.")
+    parser.add_argument("photo", help="the photo (any format PIL reads)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    parser.add_argument("--steps", type=int, default=defaults.steps, help=f"optimisation steps (default {defaults.steps})")
+    parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                        help="stop after this many seconds (the learning-rate schedule follows the clock)")
+    parser.add_argument("--space", choices=["w+", "w"], default=defaults.space, help="latent space (default w+)")
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate,
+                        help=f"Adam learning rate (default {defaults.learning_rate})")
+    parser.add_argument("--loss-resolution", type=int, default=defaults.loss_resolution,
+                        help=f"compute the loss at this size (default {defaults.loss_resolution}; 0 = full resolution)")
+    parser.add_argument("--paper", action="store_true",
+                        help="the published Image2StyleGAN recipe (lr 0.01, constant, full resolution) "
+                             "instead of the fast defaults; --steps still applies")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed (only used with --noise)")
+    parser.add_argument("--noise", type=float, default=defaults.initial_noise,
+                        help="initial noise on the code, decaying to 0 (default 0)")
+    parser.add_argument("--face-index", type=int, default=0, help="which face, 0 = the largest (default 0)")
+    parser.add_argument("--no-align", action="store_true", help="use the image as it is (centre crop), no face detection")
+    add_model_arguments(parser)
+    parser.set_defaults(run=run_invert)
+
+
+def invert_options(args: argparse.Namespace):
+    from .projector import ProjectorOptions
+
+    if args.paper:
+        return ProjectorOptions.image2stylegan(steps=args.steps)
+    return ProjectorOptions(
+        space=args.space, steps=args.steps, learning_rate=args.lr, loss_resolution=args.loss_resolution or None,
+        seed=args.seed, initial_noise=args.noise, time_budget_s=args.time_budget, preview_every=0,
+    )
+
+
+def run_invert(args: argparse.Namespace) -> int:
+    import json
+
+    from . import align, metrics
+    from .images import load_image
+    from .latents import save_latent
+    from .projector import project
+
+    options = invert_options(args)
+    photo = load_image(args.photo)
+    loaded = load_model_from_args(args)
+    generator = loaded.generator
+    if args.no_align:
+        aligned = align.center_crop(photo, generator.resolution)
+    else:
+        try:
+            aligned = align.align_face(photo, generator.resolution, face_index=args.face_index)
+        except align.NoFaceError as error:
+            raise CommandError(f"{error} (command line: add --no-align)") from error
+    for note in aligned.warnings:
+        print(f"warning: {note}", file=sys.stderr)
+
+    def report(step: int, total: int, preview, loss: float) -> None:
+        if step == 1 or step % 10 == 0 or step == total:
+            print(f"step {step}/{total}  loss {loss:.4g}", file=sys.stderr)
+
+    result = project(generator, aligned.image, options, progress=report)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    aligned.image.save(out / "aligned.png")
+    result.image.save(out / "result.png")
+    align.paste_back(photo, result.image, aligned).save(out / "pasted.png")
+    save_latent(out / "latent.npz", result.ws, loaded.name, options.space, name=Path(args.photo).stem)
+    report_data = {
+        **metrics.compute_metrics(aligned.image, result.image),
+        "model": loaded.name, "space": options.space, "steps_run": result.steps_run, "stopped": result.stopped,
+        "loss": result.loss, "elapsed_s": round(result.elapsed_s, 2), "aligned": not args.no_align,
+        "face_index": aligned.face_index, "faces": aligned.num_faces, "warnings": aligned.warnings,
+    }
+    (out / "metrics.json").write_text(json.dumps(report_data, indent=2))
+    print(json.dumps({k: report_data[k] for k in ("psnr", "ssim", "id_distance", "steps_run", "elapsed_s")}))
+    return 0
+
+
+# -- inspect ---------------------------------------------------------------------------------------
+def add_inspect(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "inspect", help="describe a checkpoint file without running code from it",
+        description="Print the architecture of a checkpoint (kind, resolution, num_ws, w_dim, parameter count, "
+                    "source format). Exits non-zero, with the reason, for an unsafe or unreadable file.")
+    parser.add_argument("path", help="an NVlabs .pkl, a rosinality .pt or a stylegan_core .safetensors file")
+    parser.set_defaults(run=run_inspect)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from .checkpoints import run_inspect as inspect_checkpoint
+
+    return inspect_checkpoint(args.path)
+
+
+# -- entry point -----------------------------------------------------------------------------------
+SUBCOMMANDS = [add_generate, add_models, add_fetch, add_invert, add_inspect]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m stylegan_core",
+                                     description="StyleGAN studio: generate, inspect, invert and edit.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    for add in SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (CommandError, ValueError, OSError) as error:  # user-fixable: bad input, missing weights
+        print(f"error: {error}", file=sys.stderr)
+        return 1

@@ -1,0 +1,201 @@
+"""Safe image loading and the conversions between PIL images and image tensors.
+
+Uploads can be anything: a file of any format PIL reads, a phone photo whose pixels are stored
+sideways (EXIF orientation), RGBA, grayscale, 16-bit, CMYK, a decompression bomb, an empty or
+corrupt file, or something that is not an image at all. `load_image` turns all of them into an
+upright 8-bit RGB PIL image or raises `ImageError` with a message a user can act on.
+
+Image tensors are [batch, 3, H, W] in [-1, 1], the range of the generators' output.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import BinaryIO, Optional, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_FILE_BYTES = 64 * 1024 * 1024
+# A 20000 x 20000 PNG of one colour is a few hundred KB on disk and 1.2 GB decoded; refuse by pixel
+# count before decoding. 100 MP still admits the photos of current phone and DSLR cameras.
+MAX_PIXELS = 100_000_000
+MIN_SIDE = 16
+# Nothing in the app needs more: alignment crops a face and resamples it to at most 1024 px.
+DEFAULT_MAX_SIDE = 4096
+
+ImageSource = Union[str, os.PathLike, bytes, BinaryIO, Image.Image, np.ndarray]
+
+
+class ImageError(ValueError):
+    """An input that is not a usable image; the message says why and what to do."""
+
+
+def load_image(source: ImageSource, max_side: Optional[int] = DEFAULT_MAX_SIDE) -> Image.Image:
+    """Any image input -> an upright 8-bit RGB PIL image whose longer side is at most `max_side`.
+
+    `source` is a path, raw bytes, a binary file object, a PIL image or a uint8/float numpy array
+    (H x W or H x W x 1/3/4). Raises ImageError for empty, corrupt, non-image, huge or tiny inputs.
+    """
+    if source is None:
+        raise ImageError("No image was given.")
+    if isinstance(source, Image.Image):
+        image = source
+        _check_pixel_count(image.size)
+    elif isinstance(source, np.ndarray):
+        image = _array_to_pil(source)
+    else:
+        image = _open_file(source)
+        _check_pixel_count(image.size)
+        if max_side is not None:
+            # JPEG can decode directly at 1/2, 1/4 or 1/8 scale: cheap for huge photos.
+            image.draft("RGB", (max_side, max_side))
+        image = _decode(image)
+    image = _upright(image)
+    image = to_rgb(image)
+    if min(image.size) < MIN_SIDE:
+        raise ImageError(
+            f"The image is only {image.width}x{image.height} pixels; at least {MIN_SIDE} px per side is needed."
+        )
+    if max_side is not None and max(image.size) > max_side:
+        image = image.copy()
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return image
+
+
+def _open_file(source) -> Image.Image:
+    """Open lazily (header only), so size checks run before any pixel is decoded."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"No file at {path}.")
+        size = path.stat().st_size
+        name = path.name
+        opener = lambda: Image.open(path)  # noqa: E731
+    else:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            source = io.BytesIO(bytes(source))
+        if not hasattr(source, "read"):
+            raise ImageError(f"Cannot read an image from a {type(source).__name__}.")
+        size = _stream_size(source)
+        name = getattr(source, "name", "The upload")
+        opener = lambda: Image.open(source)  # noqa: E731
+    if size == 0:
+        raise ImageError(f"{name} is empty (0 bytes): the upload may have failed.")
+    if size is not None and size > MAX_FILE_BYTES:
+        raise ImageError(
+            f"{name} is {size / 2**20:.0f} MB; images up to {MAX_FILE_BYTES // 2**20} MB are accepted."
+        )
+    try:
+        return opener()
+    except Image.DecompressionBombError as error:
+        raise ImageError(
+            f"{name} has too many pixels to decode safely (at most {MAX_PIXELS / 1e6:.0f} megapixels; {error})"
+        ) from error
+    except UnidentifiedImageError as error:
+        raise ImageError(
+            f"{name} is not an image PIL can read (supported: JPEG, PNG, WebP, GIF, BMP, TIFF, ...)."
+        ) from error
+    except OSError as error:
+        raise ImageError(f"{name} could not be read: it is corrupt or truncated ({error}).") from error
+
+
+def _stream_size(stream) -> Optional[int]:
+    try:
+        position = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(position)
+        return end - position
+    except (OSError, AttributeError, ValueError):
+        return None
+
+
+def _check_pixel_count(size: tuple[int, int]) -> None:
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"The image is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels); "
+            f"at most {MAX_PIXELS / 1e6:.0f} megapixels are accepted. Please downscale it first."
+        )
+
+
+def _decode(image: Image.Image) -> Image.Image:
+    """Decode the pixels; truncated or corrupt data raises ImageError instead of a PIL error."""
+    try:
+        image.seek(0)  # animated GIF / multi-page TIFF: the first frame
+        image.load()
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
+        raise ImageError(f"The image file is corrupt or truncated ({error}).") from error
+    return image
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation tag, so a phone photo is the way up its owner saw it."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except (OSError, ValueError, TypeError, SyntaxError):  # a broken EXIF block: keep the pixels as stored
+        return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode -> 8-bit RGB: transparency over white, 16-bit/float scaled, CMYK converted."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _high_depth_gray_to_rgb(image)
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def _high_depth_gray_to_rgb(image: Image.Image) -> Image.Image:
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        top = 1.0 if values.size and np.nanmax(values) <= 1.0 else 255.0
+    else:  # integer modes: 16-bit data unless every value fits in 8 bits
+        top = 65535.0 if values.size and values.max() > 255 else 255.0
+    gray = np.clip(np.nan_to_num(values) / top * 255.0, 0, 255).round().astype(np.uint8)
+    return Image.fromarray(gray, "L").convert("RGB")
+
+
+def _array_to_pil(array: np.ndarray) -> Image.Image:
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ImageError(f"An image array must be H x W or H x W x 3/4, got shape {list(array.shape)}.")
+    _check_pixel_count((array.shape[1], array.shape[0]))
+    if array.dtype != np.uint8:
+        values = np.nan_to_num(array.astype(np.float64))
+        if np.issubdtype(array.dtype, np.floating) and values.size and values.max() <= 1.0:
+            values = values * 255.0
+        elif array.dtype == np.uint16:
+            values = values / 257.0
+        array = np.clip(values, 0, 255).round().astype(np.uint8)
+    mode = "L" if array.ndim == 2 else ("RGB" if array.shape[2] == 3 else "RGBA")
+    return Image.fromarray(np.ascontiguousarray(array), mode)
+
+
+# -- tensors -------------------------------------------------------------------------------------
+def pil_to_tensor(image: Image.Image, resolution: Optional[int] = None) -> torch.Tensor:
+    """RGB PIL image -> [1, 3, H, W] float in [-1, 1], resized (LANCZOS) to a square `resolution`."""
+    image = to_rgb(image)
+    if resolution is not None and image.size != (resolution, resolution):
+        image = image.resize((resolution, resolution), Image.Resampling.LANCZOS)
+    array = np.asarray(image, dtype=np.float32)
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0) / 127.5 - 1.0
+
+
+def tensor_to_pil(image: torch.Tensor) -> Image.Image:
+    """[1, 3, H, W] or [3, H, W] in [-1, 1] -> RGB PIL image."""
+    if image.dim() == 4:
+        if image.shape[0] != 1:
+            raise ValueError(f"expected one image, got a batch of {image.shape[0]}")
+        image = image[0]
+    array = ((image.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return Image.fromarray(array.permute(1, 2, 0).numpy(), "RGB")

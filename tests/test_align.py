@@ -1,0 +1,168 @@
+"""FFHQ alignment with dlib on real photos, no-face and several-face images, and pasting back.
+
+Tests that need the dlib landmark model (a real weight file found through stylegan_core.weights)
+are marked `real`. Photos: public-domain portraits, scikit-image's astronaut (Eileen Collins, NASA)
+and Grace Hopper (US Navy; benchmarks/data, taken from matplotlib's sample data).
+"""
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from stylegan_core import align
+from stylegan_core.align import AlignError, NoFaceError
+from stylegan_core.images import ImageError, load_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    import skimage.data
+
+    return Image.fromarray(skimage.data.astronaut())
+
+
+@pytest.fixture(scope="module")
+def hopper():
+    return load_image(ROOT / "benchmarks" / "data" / "grace_hopper.jpg")
+
+
+def eye_centres(landmarks):
+    return landmarks[36:42].mean(0), landmarks[42:48].mean(0)
+
+
+def upright_landmarks(eye_distance=40.0, mouth_drop=45.0, centre=(100.0, 100.0)):
+    """68 points with only the ones the FFHQ recipe reads placed: eyes and mouth corners."""
+    points = np.zeros((68, 2))
+    cx, cy = centre
+    points[36:42] = (cx - eye_distance / 2, cy)
+    points[42:48] = (cx + eye_distance / 2, cy)
+    points[48] = (cx - 15, cy + mouth_drop)
+    points[54] = (cx + 15, cy + mouth_drop)
+    return points
+
+
+def test_ffhq_quad_geometry():
+    quad = align.ffhq_quad(upright_landmarks())
+    side = quad[3] - quad[0]
+    down = quad[1] - quad[0]
+    # half-side = max(2 x eye distance, 1.8 x eye-to-mouth) = 1.8 * 45 = 81; centre 4.5 px below the eyes
+    assert np.allclose(side, (162, 0)) and np.allclose(down, (0, 162))
+    assert np.allclose(quad.mean(0), (100, 104.5))
+    theta = np.radians(30)
+    rotation = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    rotated = align.ffhq_quad(upright_landmarks() @ rotation.T)
+    assert np.allclose(rotated, quad @ rotation.T)
+
+
+@pytest.mark.real
+def test_real_face_is_aligned_like_ffhq(astronaut):
+    faces = align.detect_faces(astronaut)
+    assert len(faces) == 1
+    aligned = align.align_face(astronaut, 256)
+    assert aligned.image.size == (256, 256) and aligned.num_faces == 1
+    assert aligned.landmarks.shape == (68, 2)
+    side, down = aligned.quad[3] - aligned.quad[0], aligned.quad[1] - aligned.quad[0]
+    assert np.dot(side, down) == pytest.approx(0, abs=1e-6) and np.linalg.norm(side) == pytest.approx(np.linalg.norm(down))
+    # Detect again in the crop: the eyes sit level, centred, a quarter of the crop apart, just above the middle.
+    left, right = eye_centres(align.face_landmarks(aligned.image, align.detect_faces(aligned.image)[0]) / 256)
+    assert abs(left[1] - right[1]) < 0.02
+    assert (left[0] + right[0]) / 2 == pytest.approx(0.5, abs=0.02)
+    assert 0.2 < right[0] - left[0] < 0.3
+    assert 0.4 < (left[1] + right[1]) / 2 < 0.5
+    assert aligned.warnings == []  # a 173 px face enlarged to 256 px is sharp enough
+    matrix = aligned.crop_to_photo_matrix()
+    assert np.allclose(matrix @ [256, 256, 1], [*aligned.quad[2], 1])
+
+
+def test_no_face_and_a_cartoon_raise_no_face_error_and_can_be_centre_cropped():
+    smooth = Image.fromarray(np.tile(np.linspace(0, 255, 300, dtype=np.uint8), (200, 1)))
+    cartoon = Image.new("RGB", (300, 300), "white")
+    draw = ImageDraw.Draw(cartoon)
+    draw.ellipse((30, 30, 270, 270), fill=(255, 220, 0), outline="black", width=4)
+    draw.ellipse((95, 100, 125, 140), fill="black")
+    draw.ellipse((175, 100, 205, 140), fill="black")
+    draw.arc((90, 140, 210, 230), 20, 160, fill="black", width=6)
+    for image in (smooth, cartoon):
+        with pytest.raises(NoFaceError, match="centre crop"):
+            align.align_face(image, 64)
+    crop = align.center_crop(smooth, 64)
+    assert crop.image.size == (64, 64) and crop.face_box is None
+    assert np.allclose(crop.quad[0], (50, 0)) and np.allclose(crop.quad[2], (250, 200))
+
+
+@pytest.mark.real
+def test_two_faces_largest_first_and_selectable(astronaut, hopper):
+    photo = Image.new("RGB", (1100, 620), (128, 128, 128))
+    photo.paste(hopper, (0, 0))
+    photo.paste(astronaut.resize((400, 400)), (650, 100))
+    faces = align.detect_faces(photo)
+    assert len(faces) == 2 and faces[0].area > faces[1].area
+    assert faces[0].right < 550 < faces[1].left  # Hopper's face is the larger one
+    first = align.align_face(photo, 128, faces=faces)
+    second = align.align_face(photo, 128, face_index=1, faces=faces)
+    assert first.quad[:, 0].max() < 550 < second.quad[:, 0].min()
+    assert second.face_index == 1 and any("2 faces" in note for note in second.warnings)
+    with pytest.raises(AlignError, match="has 2 face"):
+        align.align_face(photo, 128, face_index=2, faces=faces)
+
+
+def test_a_corrupt_file_never_reaches_alignment(tmp_path):
+    broken = tmp_path / "photo.jpg"
+    broken.write_bytes((ROOT / "benchmarks" / "data" / "grace_hopper.jpg").read_bytes()[:2000])
+    with pytest.raises(ImageError, match="corrupt or truncated"):
+        align.align_face(load_image(broken), 256)
+
+
+@pytest.mark.real
+def test_thumbnail_aligns_with_a_warning(astronaut):
+    thumbnail = astronaut.crop((150, 40, 300, 190)).resize((64, 64), Image.Resampling.LANCZOS)
+    aligned = align.align_face(thumbnail, 512)
+    assert aligned.image.size == (512, 512)
+    assert aligned.face_size < 128 and any("soft" in note for note in aligned.warnings)
+
+
+@pytest.mark.real
+def test_huge_photo_is_detected_on_a_reduced_copy_and_cropped_at_full_size(astronaut):
+    huge = astronaut.resize((3072, 3072), Image.Resampling.BICUBIC)
+    faces = align.detect_faces(huge)
+    small = align.detect_faces(astronaut)[0]
+    assert faces[0].left == pytest.approx(small.left * 6, rel=0.1)
+    aligned = align.align_face(huge, 128, faces=faces)
+    reference = align.align_face(astronaut, 128)
+    assert aligned.face_size == pytest.approx(reference.face_size * 6, rel=0.05)
+    difference = np.abs(np.asarray(aligned.image, float) - np.asarray(reference.image, float)).mean()
+    assert difference < 12
+
+
+@pytest.mark.real
+def test_paste_back_restores_the_photo_and_leaves_the_rest_alone(astronaut):
+    aligned = align.align_face(astronaut, 512)
+    restored = np.asarray(align.paste_back(astronaut, aligned.image, aligned), float)
+    original = np.asarray(astronaut, float)
+    inside = align.face_landmarks(astronaut, aligned.face_box).astype(int)
+    assert np.abs(restored - original)[inside[:, 1], inside[:, 0]].mean() < 6
+    black = np.asarray(align.paste_back(astronaut, Image.new("RGB", (256, 256)), aligned), float)
+    nose = inside[30]
+    assert black[nose[1], nose[0]].max() < 1  # the middle of the crop is fully replaced
+    left, top = np.floor(aligned.quad.min(0)).astype(int)
+    right, bottom = np.ceil(aligned.quad.max(0)).astype(int)
+    outside = np.ones(original.shape[:2], bool)
+    outside[max(top, 0):bottom, max(left, 0):right] = False
+    assert np.array_equal(black[outside], original[outside])
+    with pytest.raises(AlignError, match="aligned in a 512x512"):
+        align.paste_back(astronaut.resize((100, 100)), aligned.image, aligned)
+
+
+def test_concurrent_detection_gives_the_same_faces(astronaut):
+    expected = align.detect_faces(astronaut)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(align.detect_faces(astronaut))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [expected] * 4

@@ -1,0 +1,176 @@
+"""MobileStyleGAN: the tiny random model (fast) and the real FFHQ port against OpenVINO and dlib (real)."""
+
+import numpy as np
+import pytest
+import torch
+
+from stylegan_core.generator import LayerEditor, SynthesisState
+from stylegan_core.mobile_stylegan import MobileStyleGAN, inverse_haar, tiny_mobile_stylegan
+from stylegan_core.openvino_ir import OpenVINOIRError, read_ir
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_mobile_stylegan(seed=0)
+
+
+def tiny_ws(model, batch=2, seed=0):
+    z = torch.randn(batch, model.z_dim, generator=torch.Generator().manual_seed(seed))
+    return model.mapping(z)
+
+
+def test_tiny_shapes_and_rows(tiny):
+    ws = tiny_ws(tiny, batch=3)
+    assert ws.shape == (3, tiny.num_ws, tiny.w_dim) == (3, 11, 8)
+    img = tiny.synthesis(ws)
+    assert img.shape == (3, 3, 64, 64)
+    assert torch.isfinite(img).all() and img.std() > 0.05
+    rows = tiny.describe_rows()
+    unused = [info.row for info in rows if not info.used]
+    # rows 3i+3 fed the pruned image heads of the inner blocks (the last block's is to_img); the
+    # last row is unused
+    assert unused == [3, 6, 10]
+    assert [info.resolution for info in rows if info.used] == [4, 8, 8, 16, 16, 32, 32, 64]
+    assert rows[0].layers == ("conv1",) and rows[1].layers == ("block0.up", "block0.conv1")
+    assert rows[9].layers == ("to_img",)
+
+
+def test_unused_rows_do_not_change_the_image_and_used_rows_do(tiny):
+    ws = tiny_ws(tiny)
+    image = tiny.synthesis(ws)
+    for info in tiny.describe_rows():
+        changed = ws.clone()
+        changed[:, info.row] += 3 * torch.randn_like(changed[:, info.row])
+        difference = (tiny.synthesis(changed) - image).abs().max().item()
+        if info.used:
+            assert difference > 1e-4, f"row {info.row} drives {info.layers} but changes nothing"
+        else:
+            assert difference == 0.0, f"unused row {info.row} changed the image"
+
+
+def test_batch_items_are_independent(tiny):
+    ws = tiny_ws(tiny, batch=3)
+    together = tiny.synthesis(ws)
+    alone = torch.cat([tiny.synthesis(ws[i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(together, alone, rtol=0, atol=1e-5)
+
+
+class WidenTwice(LayerEditor):
+    def begin(self, state, generator):
+        return SynthesisState(torch.cat([state.x, state.x.flip(-1)], dim=-1))
+
+
+def test_any_input_width_works(tiny):
+    ws = tiny_ws(tiny)
+    wide = tiny.synthesis(ws, WidenTwice())
+    assert wide.shape == (2, 3, 64, 128) and torch.isfinite(wide).all()
+
+
+def test_gradient_reaches_every_used_row(tiny):
+    ws = tiny_ws(tiny).requires_grad_(True)
+    tiny.synthesis(ws).square().mean().backward()
+    norms = ws.grad.norm(dim=(0, 2))
+    for info in tiny.describe_rows():
+        assert (norms[info.row] > 0) == info.used
+
+
+def test_tiny_model_is_deterministic_per_seed_and_small():
+    a, b, c = tiny_mobile_stylegan(0), tiny_mobile_stylegan(0), tiny_mobile_stylegan(1)
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[key]), key
+    assert not torch.equal(a.const, c.const)
+    assert sum(t.numel() for t in a.state_dict().values()) * 4 < 32_000
+
+
+def test_config_rebuilds_the_model(tiny):
+    rebuilt = type(tiny)(**tiny.config).eval()
+    rebuilt.load_state_dict(tiny.state_dict(), strict=True)
+    ws = tiny_ws(tiny)
+    assert torch.equal(rebuilt.synthesis(ws), tiny.synthesis(ws))
+
+
+def test_bad_config_and_codes_are_rejected(tiny):
+    with pytest.raises(ValueError, match="multiple of 4"):
+        MobileStyleGAN(channels=[8, 6])
+    with pytest.raises(ValueError, match="codes of shape"):
+        tiny.synthesis(torch.zeros(1, tiny.num_ws - 1, tiny.w_dim))
+
+
+def test_inverse_haar_inverts_the_haar_analysis():
+    x = torch.randn(2, 3, 8, 10)
+    a, b = x[..., 0::2, 0::2], x[..., 0::2, 1::2]  # a b  (top row of each 2x2 block)
+    c, d = x[..., 1::2, 0::2], x[..., 1::2, 1::2]  # c d
+    ll, lh = (a + b + c + d) / 2, (a + b - c - d) / 2  # LH: high-pass along y
+    hl, hh = (a - b + c - d) / 2, (a - b - c + d) / 2  # HL: high-pass along x
+    highs = torch.stack([lh, hl, hh], dim=2).flatten(1, 2)  # per channel: LH, HL, HH
+    torch.testing.assert_close(inverse_haar(torch.cat([ll, highs], dim=1)), x)
+
+
+def test_ir_reader_reports_missing_and_truncated_files(tmp_path):
+    xml = tmp_path / "m.xml"
+    xml.write_text(
+        '<net name="m" version="10"><layers><layer id="0" name="c" type="Const">'
+        '<data element_type="f32" shape="2, 3" offset="0" size="24"/></layer></layers><edges/></net>'
+    )
+    good = tmp_path / "m.bin"
+    good.write_bytes(np.arange(6, dtype="<f4").tobytes())
+    (const,) = read_ir(xml, good).constants()
+    assert const.value.shape == (2, 3) and const.value[1, 2] == 5
+    short = tmp_path / "short.bin"
+    short.write_bytes(b"\0" * 20)
+    with pytest.raises(OpenVINOIRError, match="truncated"):
+        read_ir(xml, short)
+    with pytest.raises(OpenVINOIRError, match="cannot read"):
+        read_ir(tmp_path / "missing.xml", good)
+
+
+# -- the real FFHQ 1024 model ----------------------------------------------------------------------
+def ir_files():
+    from stylegan_core.weights import fetch
+
+    names = ["MappingNetwork.xml", "MappingNetwork.bin", "SynthesisNetwork.xml", "SynthesisNetwork.bin"]
+    return [fetch(f"mobilestylegan-ffhq/{name}") for name in names]
+
+
+@pytest.fixture(scope="module")
+def ffhq():
+    return MobileStyleGAN.from_openvino_ir(*ir_files())
+
+
+@pytest.mark.real
+def test_port_matches_the_openvino_runtime(ffhq):
+    ov = pytest.importorskip("openvino")
+    mapping_xml, _, synthesis_xml, _ = ir_files()
+    core, config = ov.Core(), {"INFERENCE_PRECISION_HINT": "f32"}  # default bf16 differs by up to 0.65
+    mapping = core.compile_model(str(mapping_xml), "CPU", config)
+    synthesis = core.compile_model(str(synthesis_xml), "CPU", config)
+    for seed in (0, 1, 2):
+        z = ffhq.seed_to_z(seed)
+        w_reference = mapping(z.numpy())[0]
+        with torch.no_grad():
+            w = ffhq.mapping_network(z)
+            image = ffhq.synthesis(torch.from_numpy(w_reference)[:, None].repeat(1, ffhq.num_ws, 1))
+        assert np.abs(w.numpy() - w_reference).max() < 1e-4
+        assert np.abs(image.numpy() - synthesis(w_reference)[0]).max() < 1e-3
+
+
+@pytest.mark.real
+def test_dlib_finds_one_face_per_generated_image(ffhq):
+    dlib = pytest.importorskip("dlib")
+    detector = dlib.get_frontal_face_detector()
+    counts = []
+    with torch.no_grad():
+        for seed in range(8):
+            image = ffhq.synthesis(ffhq.mapping(ffhq.seed_to_z(seed), psi=0.7))
+            pixels = ((image[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+            counts.append(len(detector(np.ascontiguousarray(pixels), 0)))
+    assert counts == [1] * 8
+
+
+@pytest.mark.real
+def test_w_avg_is_the_mean_of_mapped_samples(ffhq):
+    z = torch.randn(2000, ffhq.z_dim, generator=torch.Generator().manual_seed(123))
+    with torch.no_grad():
+        sample_mean = ffhq.mapping_network(z).mean(0)
+    spread = (sample_mean - ffhq.w_avg).norm() / ffhq.w_avg.norm()
+    assert spread < 0.15  # Monte Carlo error of 2000 samples is about 0.06
