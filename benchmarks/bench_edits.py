@@ -8,6 +8,7 @@ the plain forward of the same rounds. Usage: python benchmarks/bench_edits.py [-
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import subprocess
@@ -70,7 +71,9 @@ def machine() -> str:
         model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
     except (OSError, subprocess.CalledProcessError, StopIteration):
         model = platform.processor() or "unknown CPU"
-    return f"{model}; {torch.get_num_threads()} torch threads; torch {torch.__version__}; Python {platform.python_version()}"
+    load = os.getloadavg()[0]
+    return (f"{model}, {os.cpu_count()} cores; {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
+            f"Python {platform.python_version()}; load average {load:.1f} when written")
 
 
 def main() -> None:
@@ -108,7 +111,26 @@ def main() -> None:
         print(f"{name}: {seconds[name]:.2f} s ({rows[-1][2]:.2f} forwards), {flops:.1f} GFLOP, "
               f"{rows[-1][4]:.1f} GFLOP/s", flush=True)
     identity = identity_rows(generator, codes, operations["feature blend, horizontal ramp (batch 2 per layer)"]())
-    write_report(rows, identity, args.rounds)
+    write_report(rows, identity, seam_rows(generator, codes), args.rounds)
+
+
+def seam_rows(generator, codes) -> list[tuple[str, str]]:
+    """Steps between neighbouring columns of the panorama at its stitches and at the tile junctions
+    of the widened constant and noise maps, against the steps everywhere (no seam: <= 95th percentile)."""
+    size, count = generator.resolution, codes.shape[0]
+    pairs = list(fb.panorama_pairs(generator, codes))
+    stitches = [k * size + size // 2 - 1 for k in range(1, count - 1)]
+    junctions = [k * size - 1 for k in range(1, count)]
+    found = []
+    for label, fade in (("hard cut (no crossfade)", 0), (f"crossfade {round(size / 32)} px (default)", round(size / 32))):
+        steps = fb.stitch_pairs(pairs, count, size, fade=fade).clamp(-1, 1).diff(dim=-1).abs().mean(dim=(0, 1, 2))
+        found.append((f"{label}: stitches", f"{steps[stitches].mean():.4f}"))
+        found.append((f"{label}: tile junctions", f"{steps[junctions].mean():.4f}"))
+        found.append((f"{label}: all columns, median / 95th percentile",
+                      f"{steps.median():.4f} / {steps.quantile(0.95):.4f}"))
+    for name, value in found:
+        print(f"seam {name}: {value}", flush=True)
+    return found
 
 
 def identity_rows(generator, codes, blended) -> list[tuple[str, str]]:
@@ -136,7 +158,7 @@ def identity_rows(generator, codes, blended) -> list[tuple[str, str]]:
     return found
 
 
-def write_report(rows, identity, rounds: int) -> None:
+def write_report(rows, identity, seams, rounds: int) -> None:
     lines = [
         "# Edits and feature blends: speed and identity (ffhq-mobile, 1024 px, CPU)",
         "",
@@ -151,7 +173,8 @@ def write_report(rows, identity, rounds: int) -> None:
         "",
         "Targets (issue #5): style transfer, expression transfer and a blend each about one or two",
         "forwards; a 5-code panorama <= 15 s. A panorama renders N - 1 pair images, each a batch-2 blend",
-        "of twice the width: about 4 (N - 1) forwards of work.",
+        "of twice the width: about 4 (N - 1) forwards of work. The 'two batch-1 calls' blend is a variant",
+        "measured for comparison only (the library runs each blended layer once with batch 2).",
         "",
         f"Identity: dlib face-recognition distance to the image of w1 (seed {SEEDS[0]}; < 0.6 means the same",
         f"person). w2, w3 are seeds {SEEDS[1]}, {SEEDS[2]} at psi {PSI}: two different people, not the same person",
@@ -161,6 +184,15 @@ def write_report(rows, identity, rounds: int) -> None:
         "|---|---|",
     ]
     lines += [f"| {name} | {value} |" for name, value in identity]
+    lines += [
+        "",
+        f"Panorama seams ({len(SEEDS)} codes): mean |step| between neighbouring columns of the [-1, 1] image.",
+        "No seam: the step at a stitch or tile junction is at most the 95th percentile of all steps.",
+        "",
+        "| where | mean column step |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {value} |" for name, value in seams]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS}")

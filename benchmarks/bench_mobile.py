@@ -2,14 +2,18 @@
 
 Compares, side by side in one process (the machine is shared, so only ratios within a run are
 fair), the library's synthesis against a straightforward port of the same layers (NCHW, explicit
-modulation passes, generic inverse Haar), and reports achieved GFLOP/s counted with
-torch.utils.flop_counter. Writes benchmarks/results/mobile.md.
+modulation passes, generic inverse Haar), each also with glibc's allocator told to keep freed
+memory (see `heap_reuse`). Achieved GFLOP/s use the FLOPs of the straightforward port, counted
+with torch.utils.flop_counter (the library's own count is higher: the counter charges the
+depthwise weight gradients as dense, and the library trades FLOPs for memory passes).
+Writes benchmarks/results/mobile.md.
 
     .venv/bin/python benchmarks/bench_mobile.py [--rounds 5] [--threads N]
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import platform
 import subprocess
 import sys
@@ -33,9 +37,11 @@ RESULTS = Path(__file__).resolve().parent / "results" / "mobile.md"
 
 # -- the baseline: a straightforward port (what the library did before it was tuned) ---------------
 def _straightforward_haar(x: torch.Tensor) -> torch.Tensor:
-    c = x.shape[1] // 4
-    mix = haar_to_subpixels(c).to(x)
-    return F.pixel_shuffle(F.conv2d(x, mix[:, :, None, None]), 2)
+    batch, channels4, height, width = x.shape
+    c = channels4 // 4
+    bands = torch.cat([x[:, :c, None], x[:, c:].reshape(batch, c, 3, height, width)], dim=2)
+    mix = haar_to_subpixels(1).to(x)  # [subpixel, band] for one channel
+    return F.pixel_shuffle(torch.einsum("pk,bckhw->bcphw", mix, bands).reshape(batch, 4 * c, height, width), 2)
 
 
 def straightforward_synthesis(model: MobileStyleGAN, ws: torch.Tensor) -> torch.Tensor:
@@ -57,6 +63,29 @@ def straightforward_synthesis(model: MobileStyleGAN, ws: torch.Tensor) -> torch.
 
 
 # -- measurement ------------------------------------------------------------------------------------
+def heap_reuse(enabled: bool) -> None:
+    """Make glibc keep freed memory for reuse (True) or give large blocks back at once (False, its
+    default for blocks over 32 MB, which is every feature map at 512 px and above).
+
+    Every fresh block costs page faults and the kernel's zeroing on first touch; at this model's
+    sizes that is about a fifth of the time. mallopt is process-wide, hence an explicit switch.
+    """
+    libc = ctypes.CDLL("libc.so.6")
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    limit = 2**31 - 1 if enabled else 128 * 1024
+    libc.mallopt(m_mmap_threshold, limit)
+    libc.mallopt(m_trim_threshold, limit)
+    if not enabled:
+        libc.malloc_trim(0)
+
+
+def with_heap_reuse(fn, enabled: bool):
+    def run():
+        heap_reuse(enabled)
+        return fn()
+    return run
+
+
 def forward_fn(synthesis, ws):
     def run():
         with torch.no_grad():
@@ -123,12 +152,17 @@ def main() -> None:
     with torch.no_grad():
         difference = (variants["library"](ws) - variants["straightforward"](ws)).abs().max().item()
 
-    cases = {}
+    runs = {}
     for name, synthesis in variants.items():
-        cases[f"{name} forward"] = forward_fn(synthesis, ws)
-        cases[f"{name} forward+backward"] = forward_backward_fn(synthesis, ws)
-    flops = {name: count_flops(fn) for name, fn in cases.items()}
+        runs[f"{name} forward"] = forward_fn(synthesis, ws)
+        runs[f"{name} forward+backward"] = forward_backward_fn(synthesis, ws)
+    flops = {name: count_flops(fn) for name, fn in runs.items()}
+    cases = {}
+    for name, fn in runs.items():
+        cases[name] = with_heap_reuse(fn, False)
+        cases[name + ", heap reuse"] = with_heap_reuse(fn, True)
     times = interleaved_times(cases, args.rounds)
+    heap_reuse(False)
 
     lines = [
         "# MobileStyleGAN FFHQ 1024, batch 1, fp32",
@@ -137,15 +171,22 @@ def main() -> None:
         f"Interleaved rounds: {args.rounds}; the machine is shared, so compare the rows of one run.",
         f"Library vs straightforward port, max abs image difference: {difference:.2e}.",
         "",
-        "| case | GFLOP | wall min (s) | wall median (s) | CPU min (s) | GFLOP/s (wall min) | speed-up |",
-        "|---|---|---|---|---|---|---|",
+        f"FLOPs counted: library {flops['library forward'] / 1e9:.1f} / "
+        f"{flops['library forward+backward'] / 1e9:.1f} GFLOP, straightforward "
+        f"{flops['straightforward forward'] / 1e9:.1f} / {flops['straightforward forward+backward'] / 1e9:.1f} GFLOP "
+        "(forward / forward+backward); GFLOP/s below use the straightforward counts.",
+        "",
+        "| case | wall min (s) | wall median (s) | CPU min (s) | GFLOP/s (wall min) | speed-up (wall min) |",
+        "|---|---|---|---|---|---|",
     ]
     for name, t in times.items():
-        kind = name.split(" ", 1)[1]
+        run = name.split(",")[0]
+        kind = run.split(" ", 1)[1]
+        work = flops[f"straightforward {kind}"]
         speedup = times[f"straightforward {kind}"]["wall_min"] / t["wall_min"]
         lines.append(
-            f"| {name} | {flops[name] / 1e9:.1f} | {t['wall_min']:.3f} | {t['wall_median']:.3f} | "
-            f"{t['cpu_min']:.3f} | {flops[name] / 1e9 / t['wall_min']:.0f} | {speedup:.2f}x |"
+            f"| {name} | {t['wall_min']:.3f} | {t['wall_median']:.3f} | {t['cpu_min']:.3f} | "
+            f"{work / 1e9 / t['wall_min']:.0f} | {speedup:.2f}x |"
         )
     text = "\n".join(lines) + "\n"
     print(text)

@@ -25,6 +25,7 @@ import io
 import math
 import os
 import pickle
+import pickletools
 import re
 import struct
 import sys
@@ -73,31 +74,22 @@ def detect_format(path: str | os.PathLike) -> str:
     if 0 < header_length < SAFETENSORS_MAX_HEADER and head[8:9] == b"{":
         return "safetensors"
     if head[0] == pickle.PROTO[0] and 2 <= head[1] <= pickle.HIGHEST_PROTOCOL:
-        return "torch-legacy" if _starts_with_torch_magic(head) else "pickle"
+        return "torch-legacy" if _is_legacy_torch_save(head) else "pickle"
     raise CheckpointError(
         f"{path}: not a known checkpoint format (expected an NVlabs .pkl, a torch .pt or a stylegan_core "
         f".safetensors file; the file starts with {head[:8]!r})"
     )
 
 
-def _starts_with_torch_magic(head: bytes) -> bool:
+def _is_legacy_torch_save(head: bytes) -> bool:
+    """A non-zip torch.save file is a pickle stream whose first value is torch's magic number."""
     try:
-        first = next(iter(_first_pickle_value(head)), None)
-    except Exception:  # an unreadable prefix is simply not the torch magic number
-        return False
-    return first == TORCH_LEGACY_MAGIC
-
-
-def _first_pickle_value(head: bytes):
-    # The legacy torch.save stream begins with PROTO then the magic number as a LONG1 opcode.
-    import pickletools
-
-    for opcode, argument, _ in pickletools.genops(head):
-        if opcode.name in ("LONG1", "LONG4", "BININT", "BININT1", "BININT2"):
-            yield argument
-            return
-        if opcode.name not in ("PROTO", "FRAME"):
-            return
+        for opcode, argument, _ in pickletools.genops(head):
+            if opcode.name not in ("PROTO", "FRAME"):
+                return argument == TORCH_LEGACY_MAGIC
+    except ValueError:  # the 64-byte head ends inside an opcode
+        pass
+    return False
 
 
 # -- the entry points ---------------------------------------------------------------------------------
@@ -119,11 +111,14 @@ def read_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
             return LoadedCheckpoint(load_generator_file(path), FORMAT_SAFETENSORS)
         except ExportError as error:
             raise CheckpointError(str(error)) from error
-    if kind == "pickle":
-        generator_record = _generator_record(read_nvlabs_pickle(path), path)
-        loaded = stylegan2_from_nvlabs(generator_record)
-    else:
-        loaded = _from_torch_file(path)
+    content = read_nvlabs_pickle(path) if kind == "pickle" else _read_torch_file(path)
+    try:
+        if kind == "pickle":
+            loaded = stylegan2_from_nvlabs(_generator_record(content, path))
+        else:
+            loaded = _from_state_dict_content(content, path)
+    except (KeyError, IndexError, TypeError, AttributeError) as error:  # a structure no known writer makes
+        raise CheckpointError(f"{path}: unexpected checkpoint structure ({type(error).__name__}: {error})") from error
     loaded.generator.eval().requires_grad_(False)
     return loaded
 
@@ -202,6 +197,8 @@ class PersistentRecord:
     def tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
         """All parameters and buffers of this object and its children, by dotted name."""
         found = {prefix + k: v for k, v in {**self.parameters, **self.buffers}.items()}
+        if not all(isinstance(v, torch.Tensor) for v in found.values()):
+            raise CheckpointError(f"network {prefix.rstrip('.') or self.class_name!r} has non-tensor parameters")
         for name, child in self.children.items():
             if not isinstance(child, PersistentRecord):
                 raise CheckpointError(f"network {prefix + name!r} is not a plain persistent object")
@@ -271,7 +268,15 @@ def _numpy_reconstruct(subtype: Any, *_shape_dtype) -> np.ndarray:
     return np.empty(0, dtype=np.uint8)
 
 
+def _latin1_bytes(text: Any, encoding: Any = "latin1") -> bytes:
+    # Pickle protocol 2 writes bytes objects as _codecs.encode(text, 'latin1'); nothing else is needed.
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafeCheckpointError("the pickle asks for a text codec other than latin-1")
+    return text.encode("latin1")
+
+
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ("_codecs", "encode"): _latin1_bytes,
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _persistent_record,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
@@ -281,6 +286,8 @@ _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
+    ("__builtin__", "set"): set,  # protocol 2 pickles name builtins the Python 2 way
+    ("__builtin__", "frozenset"): frozenset,
     ("dnnlib.util", "EasyDict"): _KwargsDict,
     ("dnnlib", "EasyDict"): _KwargsDict,
     ("numpy", "dtype"): _numpy_dtype,
@@ -529,7 +536,7 @@ def fill_from_source(generator: Generator, source: dict[str, torch.Tensor], name
 
 
 # -- torch.save files ------------------------------------------------------------------------------
-def _from_torch_file(path: Path) -> LoadedCheckpoint:
+def _read_torch_file(path: Path) -> Any:
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):  # rosinality keeps its CLI args
             content = torch.load(path, map_location="cpu", weights_only=True)
@@ -542,7 +549,7 @@ def _from_torch_file(path: Path) -> LoadedCheckpoint:
         raise CheckpointError(f"{path}: corrupt torch file ({first_line})") from error
     except (RuntimeError, EOFError, ValueError, OSError, KeyError, struct.error) as error:
         raise CheckpointError(f"{path}: truncated or corrupt torch file ({type(error).__name__}: {error})") from error
-    return _from_state_dict_content(content, path)
+    return content
 
 
 def _from_state_dict_content(content: Any, path: Path) -> LoadedCheckpoint:

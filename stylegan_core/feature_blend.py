@@ -10,7 +10,9 @@ features twice as wide, whose middle strips are stitched together.
 
 Masks: a number (constant alpha), an H x W array in [0, 1] of any size (resized to each layer), or
 a function (height, width) -> [height, width] tensor evaluated at each layer's size, such as
-`horizontal_ramp` and `vertical_ramp`. alpha = 0 gives A and alpha = 1 gives B exactly.
+`horizontal_ramp` and `vertical_ramp`. alpha = 0 gives A and alpha = 1 gives B exactly: bit for bit
+the images the generator renders for the batch [A, B]. (A batch-1 render may differ in the last
+bits, about 1e-6: some CPU convolution kernels depend on the batch size.)
 """
 from __future__ import annotations
 

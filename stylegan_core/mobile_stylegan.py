@@ -126,13 +126,15 @@ def pointwise_noise_act(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Ten
     """1x1 convolution (weight_t [C_in, C_out]) + bias, + noise map, leaky ReLU.
 
     On channels-last data the 1x1 convolution is one GEMM over the pixel rows (conv2d would take a
-    slow path for 1x1 kernels on a small batch with one thread). Noise and activation then run in
-    place on the GEMM's own output: in place on a view of it would make autograd copy the tensor.
+    slow path for 1x1 kernels on a small batch with one thread). The GEMM accumulates onto
+    noise + bias, and the activation runs in place on that same tensor: one pass over the output
+    instead of three. (In place on a view of it would make autograd copy the whole tensor.)
     """
     batch, channels, height, width = x.shape
-    out = torch.addmm(bias, pixel_rows(x).reshape(-1, channels), weight_t)
     noise_rows = tile_to(noise, height, width).reshape(1, -1, 1).expand(batch, -1, -1).reshape(-1, 1)
-    F.leaky_relu_(out.add_(noise_rows), LEAKY_SLOPE)
+    out = torch.add(noise_rows, bias)  # [B*H*W, C_out]
+    out.addmm_(pixel_rows(x).reshape(-1, channels), weight_t)
+    F.leaky_relu_(out, LEAKY_SLOPE)
     return rows_to_image(out.view(batch, -1, out.shape[1]), height, width)
 
 
@@ -224,8 +226,8 @@ class SeparableConv(SynthesisLayer):
 class ToImage(SynthesisLayer):
     """Modulated 1x1 to 3 colours x 4 Haar bands, then the inverse Haar transform to RGB.
 
-    Both steps are linear per pixel, so the Haar mix is folded into the 1x1 weights and the
-    transform becomes a pixel shuffle.
+    Both steps are linear per pixel, so the Haar mix is folded into the 1x1 weights (one small
+    GEMM per sample, style included) and the transform becomes a pixel shuffle.
     """
 
     def __init__(self, row: int, w_dim: int, in_channels: int, resolution: int):
@@ -238,11 +240,12 @@ class ToImage(SynthesisLayer):
 
     def forward(self, state: SynthesisState, ws: torch.Tensor) -> SynthesisState:
         style = self.affine(ws[:, self.rows[0]])
-        x = channels_last(state.x)
+        batch, _, height, width = state.x.shape
         weight = (self.haar @ self.weight.flatten(1)).t() * style[:, :, None]  # [B, C_in, 12]
-        subpixels = torch.baddbmm(self.haar @ self.bias, pixel_rows(x), weight)
-        image = F.pixel_shuffle(rows_to_image(subpixels, x.shape[2], x.shape[3]), 2)
-        return SynthesisState(None, image.contiguous())
+        subpixels = torch.baddbmm(self.haar @ self.bias, pixel_rows(channels_last(state.x)), weight)
+        # [B, H, W, (colour, dy, dx)] -> [B, colour, (H, dy), (W, dx)]: the pixel shuffle, one copy
+        image = subpixels.view(batch, height, width, 3, 2, 2).permute(0, 3, 1, 4, 2, 5)
+        return SynthesisState(None, image.reshape(batch, 3, 2 * height, 2 * width))
 
 
 class MappingNetwork(nn.Module):

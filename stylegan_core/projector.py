@@ -4,10 +4,11 @@ Only the code is optimised (Adam); the generator and VGG stay frozen. The code s
 lives in W+ (one row per style input, the default) or W (one row shared by all). The loss is
 `perceptual.Image2StyleGANLoss`. Works for every `Generator` of the common interface.
 
-Beyond the paper's recipe (`ProjectorOptions.image2stylegan()`: lr 0.01, constant, full
-resolution), the defaults are tuned for a CPU: the loss at 256 px, VGG under bfloat16, a higher
-learning rate with warm-up and cosine decay, a short first phase in W (a good global fit of pose and
-identity) before W+, and an optional stop on a plateau or a time budget.
+Beyond the paper's recipe (`ProjectorOptions.image2stylegan()`: W+ rows at lr 0.01, constant, full
+resolution), the defaults are tuned for a few dozen steps on a CPU: the loss at 256 px, VGG under
+bfloat16, the W+ code split into a shared w with a high learning rate plus per-row offsets with the
+paper's low one (Adam on independent rows at a high rate wanders off the face manifold), warm-up and
+a cosine ramp-down, and optional stops on a plateau or a time budget.
 """
 from __future__ import annotations
 
@@ -36,11 +37,15 @@ class ProjectorOptions:
     """How to project. Deterministic for given options and seed (unless `time_budget_s` is set)."""
 
     space: str = "w+"
-    steps: int = 100
-    learning_rate: float = 0.1
-    lr_schedule: str = "cosine"  # "constant", or "cosine": linear warm-up, then cosine decay to 0
+    steps: int = 20  # about a minute on a 2-core CPU with ffhq-mobile (benchmarks/results/invert.md)
+    # W+ codes are optimised as w (shared by all rows) + one offset per row, each with its own rate:
+    # the shared part takes large steps towards the right face, the offsets refine it row by row.
+    learning_rate: float = 0.1  # Adam lr of the shared w (all of the code in W)
+    row_learning_rate: float = 0.01  # Adam lr of the per-row offsets (W+ only; the paper's W+ rate is 0.01)
+    lr_schedule: str = "cosine"  # "constant", or "cosine": linear warm-up, flat, cosine ramp-down to 0
     warmup_fraction: float = 0.05
-    w_phase_fraction: float = 0.2  # W+ only: optimise one shared w for this fraction of the steps first
+    rampdown_fraction: float = 0.25
+    w_phase_fraction: float = 0.0  # W+ only: keep the offsets at 0 for this fraction of the steps
     loss_resolution: Optional[int] = 256  # None: the generator's full resolution
     loss_weights: LossWeights = LossWeights()
     bf16: bool = True  # VGG under bfloat16 autocast: about 2x faster on CPUs with AVX512-BF16
@@ -58,10 +63,12 @@ class ProjectorOptions:
             raise ValueError(f"lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}")
         if not 1 <= self.steps <= 100_000:
             raise ValueError(f"steps must be between 1 and 100000, got {self.steps}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if not (0 <= self.warmup_fraction < 1 and 0 <= self.w_phase_fraction < 1):
-            raise ValueError("warmup_fraction and w_phase_fraction must be in [0, 1)")
+        if self.learning_rate < 0 or self.row_learning_rate < 0:
+            raise ValueError("learning_rate and row_learning_rate must be >= 0")
+        if self.learning_rate == 0 and (self.space == "w" or self.row_learning_rate == 0):
+            raise ValueError("learning_rate must be > 0 (or, in W+, row_learning_rate)")
+        if not all(0 <= f < 1 for f in (self.warmup_fraction, self.w_phase_fraction, self.rampdown_fraction)):
+            raise ValueError("warmup_fraction, rampdown_fraction and w_phase_fraction must be in [0, 1)")
         if self.loss_resolution is not None and self.loss_resolution < 32:
             raise ValueError(f"loss_resolution must be >= 32 (VGG pools 3 times), got {self.loss_resolution}")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
@@ -69,9 +76,10 @@ class ProjectorOptions:
 
     @classmethod
     def image2stylegan(cls, steps: int = 5000) -> "ProjectorOptions":
-        """The published recipe: W+, Adam lr 0.01 constant, loss at full resolution, all weights 1."""
-        return cls(space="w+", steps=steps, learning_rate=0.01, lr_schedule="constant", warmup_fraction=0.0,
-                   w_phase_fraction=0.0, loss_resolution=None, bf16=False)
+        """The published recipe: W+ rows optimised independently by Adam at lr 0.01, constant, the loss at
+        full resolution, all weights 1. (A frozen shared w plus offsets at lr 0.01 is exactly that.)"""
+        return cls(space="w+", steps=steps, learning_rate=0.0, row_learning_rate=0.01, lr_schedule="constant",
+                   warmup_fraction=0.0, w_phase_fraction=0.0, loss_resolution=None, bf16=False)
 
 
 @dataclass
@@ -79,19 +87,24 @@ class ProjectionResult:
     ws: torch.Tensor  # [1, num_ws, w_dim], the code with the lowest loss seen
     image: Image.Image  # its image
     loss: float
-    history: list[dict] = field(default_factory=list)  # per step: step, loss, terms, lr, time_s
+    history: list[dict] = field(default_factory=list)  # per step: step, loss, terms, lr_factor, time_s
     steps_run: int = 0
     stopped: str = "done"  # "done", "plateau", "time budget" or "cancelled"
     elapsed_s: float = 0.0
     space: str = "w+"
 
 
-def learning_rate_at(options: ProjectorOptions, progress: float) -> float:
-    """The learning rate at `progress` in [0, 1] of the run."""
+def schedule_at(options: ProjectorOptions, progress: float) -> float:
+    """The factor applied to the learning rates at `progress` in [0, 1] of the run (the shape of the
+    NVlabs StyleGAN2 projector's schedule: linear warm-up, flat, then a cosine ramp-down to 0)."""
     if options.lr_schedule == "constant":
-        return options.learning_rate
+        return 1.0
+    progress = min(max(progress, 0.0), 1.0)
     warmup = min(1.0, progress / options.warmup_fraction) if options.warmup_fraction > 0 else 1.0
-    return options.learning_rate * warmup * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    if options.rampdown_fraction == 0:
+        return warmup
+    rampdown = min(1.0, (1.0 - progress) / options.rampdown_fraction)
+    return warmup * 0.5 * (1.0 - math.cos(math.pi * rampdown))
 
 
 def target_tensor(target: Union[Image.Image, torch.Tensor], generator: Generator) -> torch.Tensor:
@@ -107,19 +120,19 @@ def target_tensor(target: Union[Image.Image, torch.Tensor], generator: Generator
 
 
 class _Code:
-    """The optimised variable: one shared w (W, or the first phase of W+) or all W+ rows."""
+    """ws = w (one row, shared) + offsets (one per row; W+ only), starting at w_avg + 0."""
 
-    def __init__(self, start_ws: torch.Tensor, shared: bool) -> None:
+    def __init__(self, start_ws: torch.Tensor, space: str) -> None:
         self.num_ws = start_ws.shape[1]
-        self.shared = shared
-        source = start_ws[:, :1] if shared else start_ws
-        self.param = source.detach().clone().requires_grad_(True)
+        self.shared = start_ws[:, :1].detach().clone().requires_grad_(True)
+        self.offsets = torch.zeros_like(start_ws).requires_grad_(True) if space == "w+" else None
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.shared] if self.offsets is None else [self.shared, self.offsets]
 
     def ws(self) -> torch.Tensor:
-        return self.param.expand(-1, self.num_ws, -1) if self.shared else self.param
-
-    def unshare(self) -> "_Code":
-        return _Code(self.ws().detach(), shared=False)
+        ws = self.shared.expand(-1, self.num_ws, -1)
+        return ws if self.offsets is None else ws + self.offsets
 
 
 def project(generator: Generator, target: Union[Image.Image, torch.Tensor],
@@ -139,9 +152,10 @@ def project(generator: Generator, target: Union[Image.Image, torch.Tensor],
         loss_resolution = None  # never upsample a small generator's output for the loss
     loss_fn = Image2StyleGANLoss(target_image, options.loss_weights, loss_resolution, options.bf16,
                                  vgg=load_vgg16(generator.device))
-    w_phase_steps = round(options.steps * options.w_phase_fraction) if options.space == "w+" else 0
-    code = _Code(generator.mean_ws(1).to(generator.device), shared=options.space == "w" or w_phase_steps > 0)
-    optimizer = torch.optim.Adam([code.param], lr=options.learning_rate, betas=(0.9, 0.999), eps=1e-8)
+    w_phase_steps = round(options.steps * options.w_phase_fraction)
+    code = _Code(generator.mean_ws(1).to(generator.device), options.space)
+    rates = [options.learning_rate, options.row_learning_rate][:len(code.parameters())]
+    optimizer = torch.optim.Adam([{"params": [p]} for p in code.parameters()], betas=(0.9, 0.999), eps=1e-8)
     noise_generator = torch.Generator(device=generator.device).manual_seed(options.seed)
     best_loss, best_ws, best_image = math.inf, code.ws().detach().clone(), None
     plateau_loss, plateau_step = math.inf, 0  # the last loss that improved enough, and when
@@ -155,15 +169,14 @@ def project(generator: Generator, target: Union[Image.Image, torch.Tensor],
         if options.time_budget_s is not None and elapsed >= options.time_budget_s:
             stopped = "time budget"
             break
-        if step == w_phase_steps and code.shared and options.space == "w+":
-            code = code.unshare()
-            optimizer = torch.optim.Adam([code.param], lr=options.learning_rate, betas=(0.9, 0.999), eps=1e-8)
-        fraction = step / options.steps
+        # The update made at the last step is never evaluated, so the schedule may reach 0 there; it must
+        # not be 0 at the first step, which would waste one (at a minute per 20 steps, that counts).
+        fraction = (step + 1) / options.steps
         if options.time_budget_s is not None:
             fraction = max(fraction, elapsed / options.time_budget_s)
-        lr = learning_rate_at(options, fraction)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        factor = schedule_at(options, fraction)
+        for index, (group, rate) in enumerate(zip(optimizer.param_groups, rates)):
+            group["lr"] = 0.0 if index == 1 and step < w_phase_steps else rate * factor
 
         ws = code.ws()
         noise_scale = options.initial_noise * max(0.0, 1.0 - fraction / 0.75) ** 2
@@ -171,7 +184,7 @@ def project(generator: Generator, target: Union[Image.Image, torch.Tensor],
             ws = ws + noise_scale * torch.randn(ws.shape, generator=noise_generator, device=ws.device)
         image = generator.synthesis(ws)
         loss, terms = loss_fn(image)
-        (gradient,) = torch.autograd.grad(loss, [code.param])  # never touches the frozen weights
+        gradients = torch.autograd.grad(loss, code.parameters())  # never touches the frozen weights
         value = float(loss.detach())
         if not math.isfinite(value):
             raise FloatingPointError(f"the loss became {value} at step {step + 1}; try a lower learning rate")
@@ -179,10 +192,11 @@ def project(generator: Generator, target: Union[Image.Image, torch.Tensor],
             best_loss, best_ws, best_image = value, ws.detach().clone(), image.detach()
         if value < plateau_loss * (1.0 - options.plateau_tolerance):
             plateau_loss, plateau_step = value, step
-        code.param.grad = gradient
+        for parameter, gradient in zip(code.parameters(), gradients):
+            parameter.grad = gradient
         optimizer.step()
 
-        history.append({"step": step + 1, "loss": value, "terms": terms, "lr": lr,
+        history.append({"step": step + 1, "loss": value, "terms": terms, "lr_factor": factor,
                         "time_s": time.perf_counter() - started})
         if progress is not None:
             last = step + 1 == options.steps

@@ -11,7 +11,12 @@ W+ rows: block 4 uses row 0 (conv1) and 1 (toRGB); block 2^k (k >= 3) uses rows 
 2k-4 (conv1) and 2k-3 (toRGB): num_ws = 2 log2(resolution) - 2, 18 at 1024 px.
 
 Parameters keep the official storage convention (weights ~ N(0, 1), scaled at run time: the
-equalised learning rate), so checkpoints map one to one (see checkpoints.py).
+equalised learning rate), so checkpoints map one to one (see checkpoints.py). Everything runs in
+the tensors' dtype (fp32 by default; the official code runs its top blocks in fp16 on GPUs, so
+its images differ from these by fp16 rounding). Feature maps are channels_last and conv weights
+are stored in oneDNN's layout: see benchmarks/bench_stylegan2.py for what each choice buys.
+Rendering (no gradient) and optimisation (gradient to W+) may evaluate a modulated conv in two
+algebraically equal ways (see `modulated_conv2d`), so their images agree to float rounding only.
 """
 from __future__ import annotations
 
@@ -91,15 +96,17 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     flipped, as in the official generator), then the FIR filter.
 
     Two equivalent evaluations, picked for speed:
-    - one sample whose styles need no gradient (rendering), or a 1x1 kernel: modulate the weight
-      (a few MB at most) and run one plain convolution;
+    - modulate the weight and run one plain convolution: for one sample when no gradient to the
+      styles is needed (rendering), or when the feature map has more pixels than the weight has
+      elements (high resolutions, few channels), where the weight-gradient convolution the backward
+      pass then needs is cheaper than the extra passes over the large activations;
     - otherwise scale the activations before and the output after a convolution with the stored
-      weight: a batched conv for any batch size, and when the weight is frozen the backward pass to
-      the styles needs no weight-gradient convolution (the costly part of modulating the weight).
+      weight: a batched conv for any batch size, and with a frozen weight the backward pass to the
+      styles needs no weight-gradient convolution (the costly part at low resolutions, 512 channels).
     """
     batch = x.shape[0]
     styles_need_grad = torch.is_grad_enabled() and styles.requires_grad
-    if batch == 1 and (weight.shape[-1] == 1 or not styles_need_grad):
+    if batch == 1 and (not styles_need_grad or x.shape[2] * x.shape[3] >= weight.numel()):
         factor = styles.reshape(1, -1) if output_scale is None else output_scale.reshape(-1, 1) * styles
         x = _conv(x, weight * factor[:, :, None, None], bias, upsample, resample_filter)
         return x if noise is None else x.add_(noise)
@@ -114,10 +121,23 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
 
 def _conv(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], upsample: bool,
           resample_filter: Optional[torch.Tensor]) -> torch.Tensor:
+    if weight.shape[-1] == 1 and not upsample:
+        # A 1x1 conv as a matrix product over the channels_last pixels: same result, and its
+        # backward is about twice as fast as oneDNN's for a 3-channel output.
+        return F.linear(x.permute(0, 2, 3, 1), weight[:, :, 0, 0], bias).permute(0, 3, 1, 2)
     if not upsample:
         return F.conv2d(x, weight, bias, padding=weight.shape[-1] // 2)
     x = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
     return filter_after_transposed_conv(x, resample_filter, bias)
+
+
+def _in_onednn_layout(weight: torch.Tensor, transposed: bool) -> torch.Tensor:
+    """The same [out, in, k, k] values stored so that the tensor the conv op receives (transposed
+    for a transposed conv) is channels_last, oneDNN's layout. Loading a checkpoint copies into the
+    parameter and keeps this layout, and modulated copies inherit it: no weight reorder per call."""
+    if transposed:
+        return weight.transpose(0, 1).contiguous(memory_format=torch.channels_last).transpose(0, 1)
+    return weight.contiguous(memory_format=torch.channels_last)
 
 
 class StyledConv(SynthesisLayer):
@@ -131,9 +151,7 @@ class StyledConv(SynthesisLayer):
         self.conv_clamp = conv_clamp
         self.noise_mode = "const"
         self.affine = EqualizedLinear(w_dim, in_channels, bias_init=1.0)
-        # channels_last is oneDNN's layout: modulated copies of the weight inherit it, no reorder per call.
-        weight = torch.randn(out_channels, in_channels, 3, 3).contiguous(memory_format=torch.channels_last)
-        self.weight = nn.Parameter(weight)
+        self.weight = nn.Parameter(_in_onednn_layout(torch.randn(out_channels, in_channels, 3, 3), upsample))
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.noise_strength = nn.Parameter(torch.zeros([]))
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
@@ -146,7 +164,8 @@ class StyledConv(SynthesisLayer):
             return self.weight.square().sum(dim=[2, 3])
         key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype)
         if self._energy_cache[0] != key:
-            self._energy_cache = (key, self.weight.square().sum(dim=[2, 3]))
+            with torch.inference_mode(False):  # a cache made while rendering must serve autograd later
+                self._energy_cache = (key, self.weight.square().sum(dim=[2, 3]))
         return self._energy_cache[1]
 
     def noise(self, batch: int, height: int, width: int, like: torch.Tensor) -> Optional[torch.Tensor]:

@@ -241,10 +241,10 @@ def make_reference(seed=0, **kwargs) -> Generator:
     return Generator(**kwargs).eval().requires_grad_(False)
 
 
-def write_nvlabs_pickle(path: Path, generator: Generator, extra: dict | None = None) -> Path:
+def write_nvlabs_pickle(path: Path, generator: Generator, protocol: int = pickle.DEFAULT_PROTOCOL) -> Path:
     content = dict(G=generator, D=None, G_ema=generator, augment_pipe=None,
-                   training_set_kwargs=EasyDict(resolution=16), **(extra or {}))
-    path.write_bytes(pickle.dumps(content))
+                   training_set_kwargs=EasyDict(resolution=16, use_labels=False, xflip=False))
+    path.write_bytes(pickle.dumps(content, protocol=protocol))
     return path
 
 
@@ -308,9 +308,11 @@ def nvlabs_pickle(tmp_path, nvlabs_modules, reference):
 
 
 # -- loaders give the official images ----------------------------------------------------------------
-def test_nvlabs_pickle_matches_the_plain_pytorch_reference(nvlabs_pickle, reference):
+@pytest.mark.parametrize("protocol", [2, pickle.DEFAULT_PROTOCOL])
+def test_nvlabs_pickle_matches_the_plain_pytorch_reference(tmp_path, nvlabs_modules, reference, protocol):
+    path = write_nvlabs_pickle(tmp_path / "network-snapshot.pkl", reference, protocol)
     sys.modules.pop("torch_utils.persistence")  # the loader must not need (or import) it
-    generator = load_checkpoint(nvlabs_pickle)
+    generator = load_checkpoint(path)
     assert "torch_utils.persistence" not in sys.modules
     assert generator.config["channel_base"] == 32 and generator.config["channel_max"] == 4
     assert generator.num_ws == reference.num_ws == 6

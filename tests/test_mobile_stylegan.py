@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from stylegan_core.generator import LayerEditor, SynthesisState
-from stylegan_core.mobile_stylegan import MobileStyleGAN, inverse_haar, tiny_mobile_stylegan
+from stylegan_core.mobile_stylegan import HaarUpsample, MobileStyleGAN, inverse_haar, tiny_mobile_stylegan
 from stylegan_core.openvino_ir import OpenVINOIRError, read_ir
 
 
@@ -106,6 +106,27 @@ def test_inverse_haar_inverts_the_haar_analysis():
     torch.testing.assert_close(inverse_haar(torch.cat([ll, highs], dim=1)), x)
 
 
+def test_inverse_haar_gradient_is_exact():
+    x = torch.randn(1, 8, 3, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(inverse_haar, (x,))
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_both_haar_upsample_implementations_agree(batch):
+    dense = HaarUpsample("up", 0, w_dim=8, channels=16, resolution=8)
+    torch.nn.init.normal_(dense.affine.weight)
+    butterflies = HaarUpsample("up", 0, w_dim=8, channels=16, resolution=8)
+    butterflies.load_state_dict(dense.state_dict())
+    butterflies.haar_weight = None  # the path wide layers take
+    assert dense.haar_weight is not None
+    x = torch.randn(batch, 16, 4, 6, requires_grad=True)
+    ws = torch.randn(batch, 1, 8, requires_grad=True)
+    outputs = [layer(SynthesisState(x), ws).x for layer in (dense, butterflies)]
+    torch.testing.assert_close(outputs[0], outputs[1])
+    grads = [torch.autograd.grad(out.square().sum(), (x, ws)) for out in outputs]
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-4)
+
+
 def test_ir_reader_reports_missing_and_truncated_files(tmp_path):
     xml = tmp_path / "m.xml"
     xml.write_text(
@@ -152,6 +173,15 @@ def test_port_matches_the_openvino_runtime(ffhq):
             image = ffhq.synthesis(torch.from_numpy(w_reference)[:, None].repeat(1, ffhq.num_ws, 1))
         assert np.abs(w.numpy() - w_reference).max() < 1e-4
         assert np.abs(image.numpy() - synthesis(w_reference)[0]).max() < 1e-3
+
+
+@pytest.mark.real
+def test_mismatched_ir_files_fail_loudly():
+    mapping_xml, mapping_bin, synthesis_xml, synthesis_bin = ir_files()
+    with pytest.raises(OpenVINOIRError, match="unexpected constant"):
+        MobileStyleGAN.from_openvino_ir(mapping_xml, mapping_bin, mapping_xml, mapping_bin)
+    with pytest.raises(OpenVINOIRError, match="truncated"):
+        MobileStyleGAN.from_openvino_ir(mapping_xml, mapping_bin, synthesis_xml, mapping_bin)
 
 
 @pytest.mark.real

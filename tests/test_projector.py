@@ -2,13 +2,14 @@
 import threading
 
 import json
+import math
 
 import pytest
 import torch
 from PIL import Image
 
 from stylegan_core import cli, metrics, perceptual, projector
-from stylegan_core.images import tensor_to_pil
+from stylegan_core.images import pil_to_tensor, tensor_to_pil
 from stylegan_core.mobile_stylegan import tiny_mobile_stylegan
 from stylegan_core.projector import ProjectorOptions, project
 from stylegan_core.stylegan2 import tiny_stylegan2
@@ -55,13 +56,27 @@ def test_projection_lowers_the_loss(random_vgg, arch, space):
         assert torch.equal(result.ws, result.ws[:, :1].expand_as(result.ws))
 
 
-def test_published_recipe_runs_at_full_resolution(random_vgg):
+def test_published_recipe_is_plain_w_plus_adam_at_full_resolution(random_vgg):
     generator = tiny_mobile_stylegan(0)
-    options = ProjectorOptions.image2stylegan(steps=5)
-    assert options.learning_rate == 0.01 and options.loss_resolution is None and options.lr_schedule == "constant"
-    result = project(generator, generated_target(generator), options)
-    assert [entry["lr"] for entry in result.history] == [0.01] * 5
-    assert result.loss < result.history[0]["loss"]
+    target = generated_target(generator)
+    options = ProjectorOptions.image2stylegan(steps=3)
+    assert options.loss_resolution is None and options.lr_schedule == "constant" and options.space == "w+"
+    result = project(generator, target, options)
+
+    # The same three steps written out: Adam (lr 0.01) directly on the W+ rows, starting at w_avg.
+    loss_fn = perceptual.Image2StyleGANLoss(pil_to_tensor(target, generator.resolution), resolution=None,
+                                            vgg=random_vgg)
+    ws = generator.mean_ws(1).requires_grad_(True)
+    adam = torch.optim.Adam([ws], lr=0.01, betas=(0.9, 0.999), eps=1e-8)
+    losses, codes = [], []
+    for _ in range(3):
+        loss = loss_fn(generator.synthesis(ws))[0]
+        losses.append(float(loss.detach()))
+        codes.append(ws.detach().clone())
+        (ws.grad,) = torch.autograd.grad(loss, [ws])
+        adam.step()
+    assert [entry["loss"] for entry in result.history] == pytest.approx(losses, rel=1e-5)
+    assert torch.allclose(result.ws, codes[losses.index(min(losses))], atol=1e-5)
 
 
 def test_same_seed_same_result_and_the_seed_matters_with_noise(random_vgg):
@@ -106,16 +121,27 @@ def test_plateau_and_time_budget_stop_early(random_vgg):
     assert budget.stopped == "time budget" and 0 < budget.steps_run < 10_000
 
 
-def test_learning_rate_schedules():
-    cosine = ProjectorOptions(learning_rate=0.2, warmup_fraction=0.1)
-    assert projector.learning_rate_at(cosine, 0.0) == 0.0
-    assert projector.learning_rate_at(cosine, 0.1) == pytest.approx(0.2 * 0.5 * (1 + torch.cos(torch.tensor(0.1 * torch.pi)).item()))
-    assert projector.learning_rate_at(cosine, 1.0) == pytest.approx(0.0, abs=1e-12)
-    assert projector.learning_rate_at(ProjectorOptions(lr_schedule="constant", learning_rate=0.3), 0.7) == 0.3
+def test_learning_rate_schedule():
+    cosine = ProjectorOptions(warmup_fraction=0.1, rampdown_fraction=0.25)
+    assert projector.schedule_at(cosine, 0.0) == 0.0
+    assert projector.schedule_at(cosine, 0.05) == pytest.approx(0.5)
+    assert projector.schedule_at(cosine, 0.5) == 1.0
+    assert projector.schedule_at(cosine, 0.875) == pytest.approx(0.5)
+    assert projector.schedule_at(cosine, 1.0) == pytest.approx(0.0, abs=1e-12)
+    assert projector.schedule_at(ProjectorOptions(lr_schedule="constant"), 0.7) == 1.0
+
+
+def test_w_phase_keeps_the_rows_together_first(random_vgg):
+    generator = tiny_mobile_stylegan(0)
+    together = project(generator, generated_target(generator), fast(steps=6, w_phase_fraction=0.99))
+    assert torch.equal(together.ws, together.ws[:, :1].expand_as(together.ws))
+    apart = project(generator, generated_target(generator), fast(steps=6, w_phase_fraction=0.5))
+    assert not torch.equal(apart.ws, apart.ws[:, :1].expand_as(apart.ws))
 
 
 @pytest.mark.parametrize("bad, message", [
-    (dict(space="z"), "space"), (dict(steps=0), "steps"), (dict(learning_rate=0), "learning_rate"),
+    (dict(space="z"), "space"), (dict(steps=0), "steps"), (dict(learning_rate=-1), "learning_rate"),
+    (dict(space="w", learning_rate=0), "learning_rate must be > 0"),
     (dict(lr_schedule="step"), "lr_schedule"), (dict(loss_resolution=16), "loss_resolution"),
     (dict(w_phase_fraction=1.0), "w_phase_fraction"), (dict(time_budget_s=-1), "time_budget_s"),
 ])

@@ -96,21 +96,32 @@ def per_sample_reference(x, weight, styles, demodulate, upsample, bias, noise):
 
 @pytest.mark.parametrize("weight_scale", [1.0, 1e-5])
 @pytest.mark.parametrize("upsample", [False, True])
-@pytest.mark.parametrize("batch,styles_need_grad", [(1, False), (1, True), (2, False)])
-def test_modulated_conv_matches_the_per_sample_weight_formula(weight_scale, upsample, batch, styles_need_grad):
-    # Covers both evaluation strategies (modulated weight; scaled activations). With a tiny weight
-    # the demodulation epsilon (1e-8) dominates, so a different epsilon fails.
+@pytest.mark.parametrize("batch,size,styles_need_grad", [(1, 5, False), (1, 5, True), (1, 12, True), (2, 5, False)])
+def test_modulated_conv_matches_the_per_sample_weight_formula(weight_scale, upsample, batch, size, styles_need_grad):
+    # Covers both evaluation strategies (modulated weight; scaled activations), values and gradients.
+    # With a tiny weight the demodulation epsilon (1e-8) dominates, so a different epsilon fails.
     torch.manual_seed(1)
-    x, weight = torch.randn(batch, 3, 5, 5), torch.randn(4, 3, 3, 3) * weight_scale
+    x, weight = torch.randn(batch, 3, size, size), torch.randn(4, 3, 3, 3) * weight_scale
     styles = torch.randn(batch, 3).requires_grad_(styles_need_grad)
-    bias, noise = torch.randn(4), torch.randn(1, 1, 10 if upsample else 5, 10 if upsample else 5)
+    out_size = 2 * size if upsample else size
+    bias, noise = torch.randn(4), torch.randn(1, 1, out_size, out_size)
     demodulation = demodulation_coefficients(weight.square().sum(dim=[2, 3]), styles)
     got = modulated_conv2d(x, weight, styles, demodulation, bias, noise, upsample, setup_filter())
     expected = per_sample_reference(x, weight, styles, True, upsample, bias, noise)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
-    if not upsample:
-        plain = modulated_conv2d(x, weight, styles, bias=bias)
-        torch.testing.assert_close(plain, per_sample_reference(x, weight, styles, False, False, bias, 0.0))
+    if styles_need_grad:
+        grad = torch.randn_like(got)
+        torch.testing.assert_close(torch.autograd.grad(got, styles, grad)[0],
+                                   torch.autograd.grad(expected, styles, grad)[0], rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel", [1, 3])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_modulated_conv_without_demodulation(kernel, batch):
+    torch.manual_seed(3)
+    x, weight, styles, bias = torch.randn(batch, 5, 6, 6), torch.randn(3, 5, kernel, kernel), torch.randn(batch, 5), torch.randn(3)
+    got = modulated_conv2d(x.contiguous(memory_format=torch.channels_last), weight, styles, bias=bias)
+    torch.testing.assert_close(got, per_sample_reference(x, weight, styles, False, False, bias, 0.0), rtol=1e-5, atol=1e-5)
 
 
 def test_noise_modes(tiny):
@@ -203,6 +214,24 @@ def test_gradients_reach_the_codes_not_the_frozen_weights(tiny):
     tiny.synthesis(ws).square().mean().backward()
     assert ws.grad is not None and ws.grad.abs().sum() > 0
     assert all(p.grad is None for p in tiny.parameters())
+
+
+def test_rendering_in_inference_mode_then_optimising_works():
+    generator = tiny_stylegan2(seed=2)
+    ws = codes(generator)
+    with torch.inference_mode():
+        rendered = generator.synthesis(ws)
+    codes_to_fit = ws.clone().requires_grad_(True)
+    image = generator.synthesis(codes_to_fit)
+    image.square().mean().backward()
+    assert codes_to_fit.grad is not None
+    torch.testing.assert_close(image.detach(), rendered, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # a weight changed in place is noticed (the cached demodulation energy is refreshed)
+        generator.layers[0].weight[:, 0] *= 3
+    rebuilt = build_generator("stylegan2", generator.config).requires_grad_(False)
+    rebuilt.load_state_dict(generator.state_dict())
+    torch.testing.assert_close(generator.synthesis(ws), rebuilt.synthesis(ws))
+    assert not torch.allclose(generator.synthesis(ws), rendered)
 
 
 def test_bad_codes_and_configs_are_rejected(tiny):

@@ -11,6 +11,7 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 ACTIVATIONS = ("linear", "lrelu")
 DEFAULT_GAINS = {"linear": 1.0, "lrelu": math.sqrt(2.0)}
@@ -97,6 +98,7 @@ class _BiasActCuda(torch.autograd.Function):
         return y
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_y):
         from .build import cuda_extension
 

@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 STYLEGAN_TAPS = (1.0, 3.0, 3.0, 1.0)
 
@@ -126,9 +127,11 @@ class _Upfirdn2dCuda(torch.autograd.Function):
 
         ctx.save_for_backward(f)
         ctx.params = (x.shape, up, down, padding, gain)
-        return cuda_extension().upfirdn2d(x.contiguous(), f.to(x.dtype).contiguous(), up, down, *padding, gain)
+        f = f.to(device=x.device, dtype=x.dtype).contiguous()
+        return cuda_extension().upfirdn2d(x.contiguous(), f, up, down, *padding, gain)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_y):
         (f,) = ctx.saved_tensors
         x_shape, up, down, padding, gain = ctx.params
