@@ -17,6 +17,7 @@ import gradio as gr  # noqa: E402
 
 from stylegan_core import zoo  # noqa: E402
 from stylegan_core.library import CodeLibrary  # noqa: E402
+from stylegan_core.runtime import heap_reuse  # noqa: E402
 from stylegan_core.studio import Studio, USER_ERRORS  # noqa: E402
 
 log = logging.getLogger("app")
@@ -347,6 +348,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    heap_reuse(True)  # keep freed feature maps for the next request instead of re-faulting them
     studio = Studio(default_model=args.model, device=args.device, checkpoint=args.checkpoint)
     studio.warm_up()
     demo = build_app(studio)

@@ -15,7 +15,6 @@ Writes benchmarks/results/stylegan2.md.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import math
 import platform
 import subprocess
@@ -31,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stylegan_core.generator import tile_to  # noqa: E402
 from stylegan_core.ops.upfirdn2d import setup_filter, upfirdn2d_reference  # noqa: E402
+from stylegan_core.runtime import heap_reuse  # noqa: E402
 from stylegan_core.stylegan2 import StyleGAN2, StyledConv, ToRGB  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "stylegan2.md"
@@ -62,19 +62,6 @@ def straightforward_synthesis(model: StyleGAN2, ws: torch.Tensor) -> torch.Tenso
 
 
 # -- measurement ----------------------------------------------------------------------------------------
-def heap_reuse(enabled: bool) -> None:
-    """Make glibc keep freed memory for reuse (True) or give large blocks back at once (False, its
-    default for blocks over 32 MB: the feature maps at 512 px and above). A fresh block costs page
-    faults and the kernel's zeroing on first touch. mallopt is process-wide, hence a switch."""
-    libc = ctypes.CDLL("libc.so.6")
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    limit = 2**31 - 1 if enabled else 128 * 1024
-    libc.mallopt(m_mmap_threshold, limit)
-    libc.mallopt(m_trim_threshold, limit)
-    if not enabled:
-        libc.malloc_trim(0)
-
-
 def forward_fn(synthesis, ws, heap: bool = False, bf16: bool = False):
     def run():
         heap_reuse(heap)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import hashlib
 import io
 import math
 import os
@@ -168,11 +167,10 @@ def run_inspect(path: str | os.PathLike) -> int:
 # -- NVlabs pickles: the restricted unpickler ---------------------------------------------------------
 @dataclass
 class PersistentRecord:
-    """A network object of an NVlabs pickle as plain data; its embedded source is kept only as a hash."""
+    """A network object of an NVlabs pickle as plain data (its embedded module source is dropped unread)."""
 
     class_name: str
     state: dict
-    module_src_sha256: str
 
     def _state_dict(self, key: str) -> dict:
         value = self.state.get(key) or {}
@@ -214,9 +212,7 @@ def _persistent_record(meta: Any) -> PersistentRecord:
     # Replaces torch_utils.persistence._reconstruct_persistent_obj, which would exec(meta['module_src']).
     if not isinstance(meta, dict) or meta.get("type") != "class" or not isinstance(meta.get("state"), dict):
         raise CheckpointError("malformed persistent object in the pickle")
-    source = meta.get("module_src")
-    digest = hashlib.sha256(source.encode() if isinstance(source, str) else b"").hexdigest()
-    return PersistentRecord(str(meta.get("class_name")), dict(meta["state"]), digest)
+    return PersistentRecord(str(meta.get("class_name")), dict(meta["state"]))
 
 
 def _storage_from_bytes(data: Any):

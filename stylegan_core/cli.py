@@ -234,7 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from .runtime import heap_reuse
+
     args = build_parser().parse_args(argv)
+    heap_reuse(True)  # faster repeated 1024 px forwards (see runtime.heap_reuse)
     try:
         return args.run(args)
     except (CommandError, ValueError, OSError) as error:  # user-fixable: bad input, missing weights

@@ -22,6 +22,7 @@ from torch import nn
 
 from .generator import (Generator, SynthesisLayer, SynthesisState, estimate_w_avg, register_architecture,
                         tile_to)
+from .openvino_ir import OpenVINOIRError, read_ir
 
 LEAKY_SLOPE = 0.2
 HAAR_BANDS = 4  # LL, LH, HL, HH
@@ -97,6 +98,28 @@ def haar_transposed_conv_weight(channels: int) -> torch.Tensor:
     """The inverse Haar transform of `channels` output channels as a conv_transpose2d weight
     [4C, C, 2, 2] (stride 2)."""
     return haar_to_subpixels(channels).t().reshape(HAAR_BANDS * channels, channels, 2, 2)
+
+
+class _StyledHaarTransposedConv(torch.autograd.Function):
+    """Inverse Haar of x * style as one transposed convolution (weight: haar_transposed_conv_weight).
+
+    Backward: the Haar analysis of the gradient is the strided convolution with the same weights,
+    and the style's gradient is that times x, summed over pixels; cheaper than the dense weight
+    gradient autograd would compute for style-folded weights.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, style: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, style, weight)
+        return modulated(F.conv_transpose2d, x, weight, style, stride=2)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, style, weight = ctx.saved_tensors
+        bands = F.conv2d(grad, weight, stride=2)  # gradient w.r.t. x * style
+        grad_x = bands * style[:, :, None, None] if ctx.needs_input_grad[0] else None
+        grad_style = (bands * x).sum((2, 3)) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_style, None
 
 
 def modulated(conv, x: torch.Tensor, weight: torch.Tensor, style: torch.Tensor, **kwargs) -> torch.Tensor:
@@ -199,7 +222,7 @@ class HaarUpsample(SynthesisLayer):
         style = self.affine(ws[:, self.rows[0]])
         x = channels_last(state.x)
         if self.haar_weight is not None:
-            return SynthesisState(modulated(F.conv_transpose2d, x, self.haar_weight, style, stride=2))
+            return SynthesisState(_StyledHaarTransposedConv.apply(x, style, self.haar_weight))
         return SynthesisState(_HaarButterflies.apply(x * (0.5 * style)[:, :, None, None]))
 
 
@@ -304,14 +327,9 @@ class MobileStyleGAN(Generator):
     def input_state(self, batch: int) -> SynthesisState:
         return SynthesisState(self.const.expand(batch, -1, -1, -1))
 
-    def output(self, state: SynthesisState) -> torch.Tensor:
-        return state.img
-
     @classmethod
     def from_openvino_ir(cls, mapping_xml, mapping_bin, synthesis_xml, synthesis_bin) -> "MobileStyleGAN":
         """Build the generator from the OpenVINO IR of random-face; w_avg from 10k seeded samples."""
-        from .openvino_ir import read_ir
-
         return _from_ir_graphs(read_ir(mapping_xml, mapping_bin), read_ir(synthesis_xml, synthesis_bin))
 
 
@@ -364,11 +382,13 @@ _IR_PARAMS = {
 
 
 def _from_ir_graphs(mapping_graph, synthesis_graph) -> MobileStyleGAN:
-    from .openvino_ir import OpenVINOIRError
-
     named = _synthesis_tensors(synthesis_graph)
     mapping_weights, mapping_biases = _mapping_tensors(mapping_graph)
-    blocks = 1 + max(int(m.group(1)) for m in map(re.compile(r"m\.layers\.(\d+)\.").match, named) if m)
+    block_numbers = {int(m.group(1)) for m in map(re.compile(r"m\.layers\.(\d+)\.").match, named) if m}
+    if "m.input.input" not in named or not block_numbers:
+        raise OpenVINOIRError(f"{synthesis_graph.name}: not a MobileStyleGAN synthesis network "
+                              "(no m.input.input constant or no m.layers.* blocks)")
+    blocks = 1 + max(block_numbers)
     const = named.pop("m.input.input")
     model = MobileStyleGAN(
         channels=[const.shape[1]] + [named[f"m.layers.{i}.conv2.bias"].size for i in range(blocks)],
@@ -390,7 +410,8 @@ def _from_ir_graphs(mapping_graph, synthesis_graph) -> MobileStyleGAN:
     for key, value in values.items():
         target = state[key]
         if [d for d in value.shape if d != 1] != [d for d in target.shape if d != 1]:
-            raise OpenVINOIRError(f"IR constant for {key} has shape {list(value.shape)}, model wants {list(target.shape)}")
+            raise OpenVINOIRError(
+                f"IR constant for {key} has shape {list(value.shape)}, model wants {list(target.shape)}")
         target.copy_(torch.from_numpy(np.ascontiguousarray(value)).reshape(target.shape))
     model.load_state_dict(state)
     with torch.no_grad():
@@ -399,8 +420,6 @@ def _from_ir_graphs(mapping_graph, synthesis_graph) -> MobileStyleGAN:
 
 
 def _state_key(ir_name: str, layer_index: dict[str, int], blocks: int) -> str:
-    from .openvino_ir import OpenVINOIRError
-
     match = re.fullmatch(r"m\.(?:layers\.(\d+)\.)?(up|conv1|conv2|to_img)\.(.+)", ir_name)
     if not match or match.group(3) not in _IR_PARAMS:
         raise OpenVINOIRError(f"unexpected MobileStyleGAN IR constant {ir_name!r}")
@@ -419,8 +438,6 @@ def _synthesis_tensors(graph) -> dict[str, np.ndarray]:
     Unnamed constants get the name of what they feed: a pointwise weight is named after the
     depthwise weight before it, a noise map after the convolution it is added to.
     """
-    from .openvino_ir import OpenVINOIRError
-
     named: dict[str, np.ndarray] = {}
     conv_names: dict[int, str] = {}  # Convolution layer id -> IR name of its weight
     unnamed = []
@@ -432,7 +449,7 @@ def _synthesis_tensors(graph) -> dict[str, np.ndarray]:
             continue
         unnamed.append(const)
     for const in unnamed:
-        (consumer,) = graph.consumers(const)
+        consumer = _only_consumer(graph, const)
         if consumer.type == "Convolution":
             data_input = graph.producers(consumer)[0]
             if const.value.shape[-2:] == (3, 3):
@@ -443,7 +460,7 @@ def _synthesis_tensors(graph) -> dict[str, np.ndarray]:
                 raise OpenVINOIRError(f"{graph.name}: unexpected convolution weight {const.name!r}")
             named[name], conv_names[consumer.id] = const.value, name
     for const in unnamed:
-        (consumer,) = graph.consumers(const)
+        consumer = _only_consumer(graph, const)
         if consumer.type == "Add" and const.value.ndim == 4:
             conv = next((p for p in graph.producers(consumer) if p.id in conv_names), None)
             if conv is None:
@@ -470,10 +487,12 @@ def _check_modulation_scales(graph, model: MobileStyleGAN, layer_index: dict[str
     """The scalars multiplied onto the styles must be the scales our layers use (1/sqrt(fan-in))."""
     seen = 0
     for const in graph.constants():
-        consumers = graph.consumers(const)
-        if not (const.is_float_const and const.value.size == 1 and consumers[0].type == "Multiply"):
+        if not (const.is_float_const and const.value.size == 1):
             continue
-        style = next(p for p in graph.producers(consumers[0]) if p.id != const.id)
+        multiply = _only_consumer(graph, const)
+        if multiply.type != "Multiply":
+            continue
+        style = next(p for p in graph.producers(multiply) if p.id != const.id)
         while style.type != "MatMul":  # Reshape <- Add(bias) <- MatMul(style, modulation weight)
             style = graph.producers(style)[0]
         modulation = graph.producers(style)[1].name
@@ -489,15 +508,13 @@ def _check_modulation_scales(graph, model: MobileStyleGAN, layer_index: dict[str
 
 def _mapping_tensors(graph) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Weights and biases of the mapping's linear layers, in graph order; checks the other constants."""
-    from .openvino_ir import OpenVINOIRError
-
     allowed_scalars = {"Power": (2.0, 0.5, -1.0), "Add": (1e-8,), "PReLU": (LEAKY_SLOPE,),
                        "Multiply": (1.0, math.sqrt(2))}
     weights, biases = [], []
     for const in graph.constants():
         if not const.is_float_const:
             continue
-        (consumer,) = graph.consumers(const)
+        consumer = _only_consumer(graph, const)
         if consumer.type == "MatMul" and const.value.ndim == 2:
             _expect(consumer.data.get("transpose_b") == "true", graph, const, "a [out, in] weight (transpose_b)")
             weights.append(const.value)
@@ -514,8 +531,13 @@ def _mapping_tensors(graph) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return weights, biases
 
 
-def _expect(ok: bool, graph, const, what: str) -> None:
-    from .openvino_ir import OpenVINOIRError
+def _only_consumer(graph, const):
+    consumers = graph.consumers(const)
+    if len(consumers) != 1:
+        raise OpenVINOIRError(f"{graph.name}: constant {const.name!r} feeds {len(consumers)} layers, expected 1")
+    return consumers[0]
 
+
+def _expect(ok: bool, graph, const, what: str) -> None:
     if not ok:
         raise OpenVINOIRError(f"{graph.name}: constant {const.name!r} = {const.value.ravel()[:4]} is not {what}")

@@ -67,7 +67,8 @@ def read_ir(xml_path: str | os.PathLike, bin_path: str | os.PathLike) -> IRGraph
     except (OSError, ET.ParseError) as error:
         raise OpenVINOIRError(f"cannot read OpenVINO IR {xml_path} / {bin_path}: {error}") from error
     if root.tag != "net" or root.get("version") != "10":
-        raise OpenVINOIRError(f"{xml_path}: expected an OpenVINO IR v10 <net>, got <{root.tag} version={root.get('version')}>")
+        raise OpenVINOIRError(
+            f"{xml_path}: expected an OpenVINO IR v10 <net>, got <{root.tag} version={root.get('version')}>")
     layers = [_read_layer(element, weights, xml_path) for element in root.iter("layer")]
     by_id = {layer.id: layer for layer in layers}
     ports: dict[int, list[tuple[int, int]]] = {}

@@ -8,12 +8,9 @@ checked against an independent computation, not against its own model.
 """
 from __future__ import annotations
 
-import collections
-import io
 import math
 import os
 import pickle
-import subprocess
 import sys
 import types
 from pathlib import Path
@@ -37,7 +34,6 @@ from stylegan_core.checkpoints import (
 from stylegan_core.export import save_generator
 from stylegan_core.stylegan2 import StyleGAN2
 
-REPO = Path(__file__).resolve().parents[1]
 MODULE_SOURCE = "# the source NVlabs would embed; a safe loader never runs it\n"
 
 

@@ -55,15 +55,21 @@ def test_batch_items_are_independent(tiny):
     torch.testing.assert_close(together, alone, rtol=0, atol=1e-5)
 
 
-class WidenTwice(LayerEditor):
+class Widen(LayerEditor):
+    """Appends `extra` mirrored columns to the 4x4 constant, as a panorama would."""
+
+    def __init__(self, extra):
+        self.extra = extra
+
     def begin(self, state, generator):
-        return SynthesisState(torch.cat([state.x, state.x.flip(-1)], dim=-1))
+        return SynthesisState(torch.cat([state.x, state.x.flip(-1)[..., : self.extra]], dim=-1))
 
 
-def test_any_input_width_works(tiny):
+@pytest.mark.parametrize("extra, width", [(4, 128), (2, 96)])  # 96: noise maps tiled and cropped
+def test_any_input_width_works(tiny, extra, width):
     ws = tiny_ws(tiny)
-    wide = tiny.synthesis(ws, WidenTwice())
-    assert wide.shape == (2, 3, 64, 128) and torch.isfinite(wide).all()
+    wide = tiny.synthesis(ws, Widen(extra))
+    assert wide.shape == (2, 3, 64, width) and torch.isfinite(wide).all()
 
 
 def test_gradient_reaches_every_used_row(tiny):
@@ -87,6 +93,14 @@ def test_config_rebuilds_the_model(tiny):
     rebuilt.load_state_dict(tiny.state_dict(), strict=True)
     ws = tiny_ws(tiny)
     assert torch.equal(rebuilt.synthesis(ws), tiny.synthesis(ws))
+
+
+def test_export_round_trip(tiny, tmp_path):
+    from stylegan_core.export import load_generator_file, save_generator
+
+    loaded = load_generator_file(save_generator(tiny, tmp_path / "tiny.safetensors"))
+    ws = tiny_ws(tiny)
+    assert isinstance(loaded, MobileStyleGAN) and torch.equal(loaded.synthesis(ws), tiny.synthesis(ws))
 
 
 def test_bad_config_and_codes_are_rejected(tiny):

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from stylegan_core.ops import build
 from stylegan_core.ops.bias_act import bias_act, bias_act_reference
@@ -124,8 +123,7 @@ def test_bias_act_reference_matches_the_definition():
 # -- the build manager ---------------------------------------------------------------------------------
 @pytest.fixture
 def fresh_build_state(monkeypatch):
-    monkeypatch.setattr(build, "_state", {"status": "reference", "reason": "build not started", "module": None,
-                                          "thread": None})
+    monkeypatch.setattr(build, "_state", {"status": "reference", "reason": "build not started", "module": None})
     return build._state
 
 

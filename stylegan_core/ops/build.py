@@ -26,7 +26,7 @@ SOURCES = ("ops.cpp", "bias_act.cu", "upfirdn2d.cu")
 CACHE_ENV = "STYLEGAN_CUDA_OPS_DIR"
 
 _lock = threading.Lock()
-_state: dict = {"status": "reference", "reason": "build not started", "module": None, "thread": None}
+_state: dict = {"status": "reference", "reason": "build not started", "module": None}
 
 
 def cuda_extension() -> Optional[ModuleType]:
@@ -37,7 +37,11 @@ def cuda_extension() -> Optional[ModuleType]:
 def cuda_ops_status() -> str:
     """One line for the app's status bar: 'CUDA ops: built | building | reference (reason)'."""
     with _lock:
-        status, reason = _state["status"], _state["reason"]
+        return _status_line()
+
+
+def _status_line() -> str:  # call with _lock held
+    status, reason = _state["status"], _state["reason"]
     return f"CUDA ops: {status}" if status != "reference" else f"CUDA ops: reference ({reason})"
 
 
@@ -65,23 +69,17 @@ def start_cuda_ops_build(background: bool = True) -> str:
     """Start the one build of this process (later calls do nothing); returns the status line."""
     with _lock:
         if _state["status"] != "reference" or _state["reason"] != "build not started":
-            return cuda_ops_status_unlocked()
+            return _status_line()
         reason = _unavailable_reason()
         if reason is not None:
             _state["reason"] = reason
-            return cuda_ops_status_unlocked()
+            return _status_line()
         _state["status"], _state["reason"] = "building", ""
         thread = threading.Thread(target=_build, name="stylegan-cuda-ops-build", daemon=True)
-        _state["thread"] = thread
     thread.start()
     if not background:
         thread.join()
     return cuda_ops_status()
-
-
-def cuda_ops_status_unlocked() -> str:
-    status, reason = _state["status"], _state["reason"]
-    return f"CUDA ops: {status}" if status != "reference" else f"CUDA ops: reference ({reason})"
 
 
 def _unavailable_reason() -> Optional[str]:
