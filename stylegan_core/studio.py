@@ -22,8 +22,8 @@ import torch
 from PIL import Image
 
 from . import align, edits, feature_blend, metrics, zoo
-from .images import ImageError, load_image, tensor_to_pil
-from .latents import Latent, LatentError, latent_to_bytes
+from .images import load_image, tensor_to_pil
+from .latents import Latent, latent_to_bytes
 from .library import CodeLibrary, LibraryError
 from .weights import WeightsUnavailable
 

@@ -9,19 +9,6 @@ from stylegan_core.mobile_stylegan import MobileStyleGAN, tiny_mobile_stylegan
 from stylegan_core.stylegan2 import StyleGAN2, tiny_stylegan2
 
 
-@pytest.fixture(autouse=True)
-def one_thread_for_tiny_models(request):
-    """Tiny models run many microsecond kernels; on a shared CPU the hand-offs between OpenMP
-    threads cost far more than the kernels (measured: 60 ms vs 2 s for a tiny panorama)."""
-    if request.node.get_closest_marker("real"):
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module", params=["mobile_stylegan", "stylegan2"])
 def generator(request):
     if request.param == "mobile_stylegan":
