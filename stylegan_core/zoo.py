@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import re
 import threading
@@ -23,6 +24,8 @@ import torch
 from . import export
 from .generator import Generator
 from .weights import cache_path, resolve
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_ENV = "STYLEGAN_CHECKPOINT"
 CUSTOM_CHECKPOINT = "custom checkpoint"  # the name of a model loaded from a checkpoint file
@@ -149,6 +152,7 @@ def _cached_conversion(stem: str, converter: str, files: list[tuple[Path, Option
             return export.load_generator_file(target, device)
         except export.ExportError as error:
             warnings.warn(f"converting again: the cached conversion is unreadable ({error})")
+    log.info("converting %s (%s) to %s; later starts read this cache", stem, converter, target.name)
     generator = CONVERTERS[converter][0]([path for path, _ in files])
     try:
         export.save_generator(generator, target, extra={"sources": [str(p) for p, _ in files]})
