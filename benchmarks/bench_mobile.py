@@ -12,7 +12,7 @@ in-place GEMMs and charges depthwise weight gradients as dense). Writes benchmar
 from __future__ import annotations
 
 import argparse
-import ctypes
+import os
 import platform
 import resource
 import subprocess
@@ -30,6 +30,7 @@ from stylegan_core.generator import tile_to  # noqa: E402
 from stylegan_core.mobile_stylegan import (  # noqa: E402
     ConstConv, HaarUpsample, MobileStyleGAN, SeparableConv, ToImage, haar_to_subpixels,
 )
+from stylegan_core.runtime import heap_reuse  # noqa: E402
 from stylegan_core.weights import fetch  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "mobile.md"
@@ -63,22 +64,6 @@ def straightforward_synthesis(model: MobileStyleGAN, ws: torch.Tensor) -> torch.
 
 
 # -- measurement ------------------------------------------------------------------------------------
-def heap_reuse(enabled: bool) -> None:
-    """Make glibc keep freed memory for reuse (True) or give large blocks back at once (False, its
-    default for blocks over 32 MB, which is every feature map at 512 px and above).
-
-    Every fresh block costs page faults and the kernel's zeroing on first touch; at this model's
-    sizes that is about a fifth of the time. mallopt is process-wide, hence an explicit switch.
-    """
-    libc = ctypes.CDLL("libc.so.6")
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    limit = 2**31 - 1 if enabled else 128 * 1024
-    libc.mallopt(m_mmap_threshold, limit)
-    libc.mallopt(m_trim_threshold, limit)
-    if not enabled:
-        libc.malloc_trim(0)
-
-
 def with_heap_reuse(fn, enabled: bool):
     def run():
         heap_reuse(enabled)
@@ -131,7 +116,7 @@ def interleaved_times(cases: dict, rounds: int) -> dict[str, dict[str, float]]:
 def machine() -> str:
     model = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True).stdout
     model = model.split(":", 1)[-1].strip() or platform.processor()
-    return f"{model}; torch {torch.__version__}; {torch.get_num_threads()} threads"
+    return f"{model}, {os.cpu_count()} cores; torch {torch.__version__}; {torch.get_num_threads()} threads"
 
 
 def load_model() -> MobileStyleGAN:
@@ -201,8 +186,7 @@ def main() -> None:
         "Heap reuse: glibc returns every block over 32 MB to the kernel on free, so each fresh",
         "feature map at 512-1024 px is paid again in page faults and zeroing (the 'sys' column).",
         "`heap_reuse(True)` (mallopt, process-wide) keeps freed memory for reuse; an app or CLI can",
-        "call it once at start-up. Torch's own THP_MEM_ALLOC_ENABLE=1 (set before importing torch)",
-        "is a milder alternative.",
+        "call it once at start-up.",
     ]
     text = "\n".join(lines) + "\n"
     print(text)

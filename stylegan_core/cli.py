@@ -134,7 +134,9 @@ def add_invert(subparsers) -> None:
                         help="stop after this many seconds (the learning-rate schedule follows the clock)")
     parser.add_argument("--space", choices=["w+", "w"], default=defaults.space, help="latent space (default w+)")
     parser.add_argument("--lr", type=float, default=defaults.learning_rate,
-                        help=f"Adam learning rate (default {defaults.learning_rate})")
+                        help=f"Adam learning rate of the shared w (default {defaults.learning_rate})")
+    parser.add_argument("--row-lr", type=float, default=defaults.row_learning_rate,
+                        help=f"Adam learning rate of the per-row W+ offsets (default {defaults.row_learning_rate})")
     parser.add_argument("--loss-resolution", type=int, default=defaults.loss_resolution,
                         help=f"compute the loss at this size (default {defaults.loss_resolution}; 0 = full resolution)")
     parser.add_argument("--paper", action="store_true",
@@ -155,7 +157,8 @@ def invert_options(args: argparse.Namespace):
     if args.paper:
         return ProjectorOptions.image2stylegan(steps=args.steps)
     return ProjectorOptions(
-        space=args.space, steps=args.steps, learning_rate=args.lr, loss_resolution=args.loss_resolution or None,
+        space=args.space, steps=args.steps, learning_rate=args.lr, row_learning_rate=args.row_lr,
+        loss_resolution=args.loss_resolution or None,
         seed=args.seed, initial_noise=args.noise, time_budget_s=args.time_budget, preview_every=0,
     )
 

@@ -9,6 +9,11 @@ Structure (facts in docs WEIGHTS.md section 1):
 W+ rows: conv1 reads row 0; block i reads row 3i+1 (up and conv1) and 3i+2 (conv2); row 3i+3 fed the
 block's image head, which this (pruned) export does not have; to_img reads row num_ws-2, and the
 last row is unused. So num_ws = 3 * blocks + 2 (23 for the 1024 px model).
+
+The image is RGB in [-1, 1], not clamped (as from StyleGAN2). On CPU the work is memory passes
+over large feature maps more than FLOPs, so the layers keep features channels-last, fold styles
+into weights where one sample allows it, and run noise and activation in place
+(benchmarks/bench_mobile.py compares against a straightforward port).
 """
 from __future__ import annotations
 

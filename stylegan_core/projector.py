@@ -119,6 +119,18 @@ def target_tensor(target: Union[Image.Image, torch.Tensor], generator: Generator
     return target.to(generator.device, torch.float32)
 
 
+def _progress(options: ProjectorOptions, step: int, elapsed_s: float) -> float:
+    """How far the run is, in [0, 1]: by steps, or by the clock when that is further along.
+
+    Counted after the step: the update made at the last step is never evaluated, so the schedule may
+    reach 0 there, but not at the first step, which would be wasted (a step costs a second or more).
+    """
+    fraction = (step + 1) / options.steps
+    if options.time_budget_s is not None:
+        fraction = max(fraction, elapsed_s / options.time_budget_s)
+    return min(fraction, 1.0)
+
+
 class _Code:
     """ws = w (one row, shared) + offsets (one per row; W+ only), starting at w_avg + 0."""
 
@@ -169,11 +181,7 @@ def project(generator: Generator, target: Union[Image.Image, torch.Tensor],
         if options.time_budget_s is not None and elapsed >= options.time_budget_s:
             stopped = "time budget"
             break
-        # The update made at the last step is never evaluated, so the schedule may reach 0 there; it must
-        # not be 0 at the first step, which would waste one (at a minute per 20 steps, that counts).
-        fraction = (step + 1) / options.steps
-        if options.time_budget_s is not None:
-            fraction = max(fraction, elapsed / options.time_budget_s)
+        fraction = _progress(options, step, elapsed)
         factor = schedule_at(options, fraction)
         for index, (group, rate) in enumerate(zip(optimizer.param_groups, rates)):
             group["lr"] = 0.0 if index == 1 and step < w_phase_steps else rate * factor
