@@ -90,7 +90,10 @@ def build_app(studio: Studio) -> gr.Blocks:
             with gr.Tab("Invert", id="invert"):
                 with gr.Row():
                     with gr.Column():
-                        photo = gr.Image(type="filepath", label="Photo", elem_id="invert-photo")
+                        # A file input, not gr.Image: Gradio decodes gr.Image uploads itself, before our
+                        # checks for non-images and decompression bombs could give a clear message.
+                        photo = gr.File(label="Photo", file_types=["image"], type="filepath", elem_id="invert-photo")
+                        photo_preview = gr.Image(label="Faces found", interactive=False, elem_id="invert-preview")
                         faces = gr.Dropdown(["largest face"], value="largest face", label="Face",
                                             info="which face to invert, or the whole image as it is")
                         with gr.Row():
@@ -237,9 +240,10 @@ def build_app(studio: Studio) -> gr.Blocks:
 
         @user_errors
         def find_faces(photo_path):
-            return gr.update(**studio.face_choices(photo_path))
+            found = studio.face_choices(photo_path)
+            return gr.update(choices=found["choices"], value=found["value"]), found["preview"]
 
-        photo.upload(find_faces, photo, faces, api_name="detect_faces")
+        photo.upload(find_faces, photo, [faces, photo_preview], api_name="detect_faces")
 
         @user_errors
         def invert(lib, photo_path, face, steps, space, model_name, progress=gr.Progress()):

@@ -128,12 +128,13 @@ class CodeLibrary:
         np.savez(buffer, **arrays)
         return buffer.getvalue()
 
-    def import_file(self, file: Union[str, os.PathLike, BinaryIO],
-                    render: Optional[callable] = None) -> list[CodeEntry]:
+    def import_file(self, file: Union[str, os.PathLike, BinaryIO], render: Optional[callable] = None,
+                    default_name: str = "uploaded") -> list[CodeEntry]:
         """Add the codes of a library export or of a single latent file (.npz).
 
         Everything is read and checked before anything is added, so a bad file adds nothing.
-        `render(ws, model_name) -> PIL image` makes thumbnails when given.
+        `render(ws, model_name) -> PIL image` makes thumbnails when given; codes saved without a
+        name are called `default_name`.
         """
         latents = read_codes_file(file)
         if len(self._entries) + sum(l.ws.shape[0] for l in latents) > MAX_ENTRIES:
@@ -142,7 +143,7 @@ class CodeLibrary:
         for latent in latents:
             for row in latent.ws.split(1):
                 thumb = render(row, latent.model_name) if render else None
-                added.append(self.add(row, latent.model_name, "uploaded", latent.name or "uploaded", thumb))
+                added.append(self.add(row, latent.model_name, "uploaded", latent.name or default_name, thumb))
         return added
 
 

@@ -279,7 +279,7 @@ class Studio:
         faces = align.detect_faces(image)
         choices = [f"face {i + 1}" + (" (largest)" if i == 0 else "") for i in range(len(faces))]
         choices.append(WHOLE_IMAGE)
-        return {"choices": choices, "value": choices[0]}
+        return {"choices": choices, "value": choices[0], "preview": _draw_faces(image, faces)}
 
     def align_photo(self, photo, face_choice: str, resolution: int) -> "align.AlignedFace":
         image = load_image(photo)
@@ -370,7 +370,8 @@ class Studio:
                 return None
             return self.render(model_name, ws)
 
-        added = library.import_file(path, render=thumbnail)
+        default_name = Path(path).stem if isinstance(path, (str, Path)) else "uploaded"
+        added = library.import_file(path, render=thumbnail, default_name=default_name)
         first = next((e for e in added if e.thumbnail is not None), None)
         other = sorted({e.model_name for e in added} - {model_name})
         note = f" (codes of {', '.join(other)}: switch the model to use them)" if other else ""
@@ -539,3 +540,18 @@ def painted_mask(editor_value) -> np.ndarray:
     if strokes.max() <= 0:
         raise StudioError("the painted mask is empty: paint where B should show")
     return strokes
+
+
+def _draw_faces(image: Image.Image, faces) -> Image.Image:
+    """A copy of the photo with each detected face boxed and numbered as in the Face menu."""
+    from PIL import ImageDraw
+
+    preview = image.copy()
+    preview.thumbnail((768, 768))
+    scale = preview.width / image.width
+    draw = ImageDraw.Draw(preview)
+    for number, face in enumerate(faces, start=1):
+        box = [face.left * scale, face.top * scale, face.right * scale, face.bottom * scale]
+        draw.rectangle(box, outline=(255, 80, 0), width=3)
+        draw.text((box[0] + 4, box[1] + 2), str(number), fill=(255, 80, 0))
+    return preview
