@@ -52,7 +52,6 @@ def run_and_check(page, button, result_selector, name):
 def test_generate_tab(page):
     open_tab(page, "Generate")
     run_and_check(page, "Generate", "#generate-gallery", "generate")
-    page.screenshot(path=str(REPO / "docs" / "screenshot-generate.png"))
     assert "ffhq-mobile" in page.locator("#status-line").inner_text()
 
 
