@@ -18,7 +18,7 @@ import gradio as gr  # noqa: E402
 from stylegan_core import zoo  # noqa: E402
 from stylegan_core.library import CodeLibrary  # noqa: E402
 from stylegan_core.runtime import heap_reuse  # noqa: E402
-from stylegan_core.studio import Studio, USER_ERRORS  # noqa: E402
+from stylegan_core.studio import USER_ERRORS, Studio, default_invert_steps  # noqa: E402
 
 log = logging.getLogger("app")
 
@@ -97,7 +97,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                         faces = gr.Dropdown(["largest face"], value="largest face", label="Face",
                                             info="which face to invert, or the whole image as it is")
                         with gr.Row():
-                            invert_steps = gr.Slider(10, 1000, 150, step=10, label="Steps", elem_id="invert-steps")
+                            invert_steps = gr.Slider(10, 1000, default_invert_steps(), step=10, label="Steps",
+                                                     elem_id="invert-steps")
                             invert_space = gr.Radio(["w+", "w"], value="w+", label="Latent space")
                         with gr.Row():
                             invert_button = gr.Button("Invert", variant="primary")

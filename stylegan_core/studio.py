@@ -509,6 +509,13 @@ WHOLE_IMAGE = "whole image (no alignment)"
 MAX_INVERT_STEPS = 5000
 
 
+def default_invert_steps() -> int:
+    """The projector's default number of steps (its default recipe is tuned for it)."""
+    from .projector import ProjectorOptions
+
+    return ProjectorOptions().steps
+
+
 @dataclass
 class InvertUpdate:
     aligned: Optional[Image.Image] = None
