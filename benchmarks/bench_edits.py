@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from stylegan_core import edits, feature_blend as fb, metrics, zoo  # noqa: E402
 from stylegan_core.generator import SynthesisState  # noqa: E402
 from stylegan_core.images import tensor_to_pil  # noqa: E402
+from stylegan_core.runtime import heap_reuse  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "edits.md"
 SEEDS = [11, 22, 33, 44, 55]
@@ -81,6 +82,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     torch.set_grad_enabled(False)
+    heap_reuse(True)  # as the app and the CLI run
     generator = zoo.load_model("ffhq-mobile").generator
     codes = edits.random_codes(generator, SEEDS, PSI)
     w1, w2, w3 = codes[0:1], codes[1:2], codes[2:3]
