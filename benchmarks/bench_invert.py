@@ -171,9 +171,9 @@ def report(runs: list[Run], flops: dict[str, float], args, machine: str) -> str:
                 final = index == len(run.snapshots) - 1
                 label = f"{run.recipe} ({run.stopped})" if final else run.recipe
                 lines.append(f"| {label} | {format_time(snap.seconds)} | {snap.step} | {scores_text(snap.scores)} |")
-            if run.code_error is not None:
-                lines.append(f"| {run.recipe}: RMS error of the used W+ rows vs. the true code | | | "
-                             f"{run.code_error:.3f} | | |")
+        lines.append("")
+        lines += [f"{run.recipe}: RMS distance of the used W+ rows to the true code {run.code_error:.3f}"
+                  for run in runs if run.target == target and run.code_error is not None]
         lines.append("")
     lines += summary(runs, flops, args)
     return "\n".join(lines) + "\n"
@@ -194,9 +194,10 @@ def at_time(run: Run, seconds: float) -> Snapshot | None:
 
 
 def summary(runs: list[Run], flops: dict[str, float], args) -> list[str]:
+    scored = "PSNR | SSIM | ID"
     lines = ["## Summary", "",
-             f"| target | (a) at {format_time(args.paper_seconds)} | (b) final | (b) time | (b) at 30 s | "
-             "(b) ID < 0.6 first at |", "|---|---|---|---|---|---|"]
+             f"| target | (a) at {format_time(args.paper_seconds)}: {scored} | (b) final: {scored} | (b) time | "
+             f"(b) at 30 s: {scored} | (b) ID < 0.6 first at |", "|---" * 12 + "|"]
     for target in dict.fromkeys(run.target for run in runs):
         paper = next((r for r in runs if r.target == target and r.recipe == "(a) paper"), None)
         fast = next((r for r in runs if r.target == target and r.recipe == "(b) default"), None)
@@ -207,11 +208,12 @@ def summary(runs: list[Run], flops: dict[str, float], args) -> list[str]:
         preview = at_time(fast, 30)
         lines.append(
             f"| {target} | {scores_text(paper.snapshots[-1].scores)} | {scores_text(fast.snapshots[-1].scores)} | "
-            f"{format_time(fast.elapsed_s)} | {scores_text(preview.scores) if preview else '-'} | "
+            f"{format_time(fast.elapsed_s)} | {scores_text(preview.scores) if preview else '- | - | -'} | "
             f"{format_time(first_id.seconds) if first_id else 'never'} |")
     lines.append("")
-    lines.append("Throughput (FLOPs counted with torch.utils.flop_counter for one step; "
-                 f"floor = {FLOOR_S} s/step at 175 GFLOP/s, docs/PERFORMANCE.md):")
+    lines.append("Throughput (FLOPs of one step counted with torch.utils.flop_counter; it counts the backward "
+                 "of custom autograd functions as it sees them, so treat GFLOP/s as indicative; "
+                 f"floor = {FLOOR_S} s/step for 1024 px + VGG at 256 px at 175 GFLOP/s, docs/PERFORMANCE.md):")
     lines.append("")
     lines.append("| recipe | GFLOP/step | mean s/step | achieved GFLOP/s | s/step / floor |")
     lines.append("|---|---|---|---|---|")

@@ -40,7 +40,9 @@ def run_and_check(page, button, result_selector, name):
     """Click the tab's main button, wait for its result image, screenshot it and check it is not blank."""
     page.get_by_role("button", name=button, exact=True).click()
     image = page.locator(f"{result_selector} img").first
-    image.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    error_toast = page.locator(".toast-body").first
+    image.or_(error_toast).first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    assert not error_toast.is_visible(), f"{name} showed an error: {error_toast.inner_text()}"
     page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=image.element_handle(),
                            timeout=RESULT_TIMEOUT_MS)
     page.screenshot(path=str(ARTIFACTS / f"tab-{name}.png"), full_page=True)
@@ -58,6 +60,8 @@ def test_generate_tab(page):
 def test_invert_tab(page):
     open_tab(page, "Invert")
     page.locator("#invert-photo input[type=file]").set_input_files(str(REPO / "examples" / "astronaut.jpg"))
+    # The upload finishes when the face preview shows; clicking Invert before that would send no photo.
+    page.locator("#invert-preview img").first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
     steps = page.locator("#invert-steps input[type=number]")
     steps.fill("10")
     steps.press("Enter")

@@ -1,8 +1,7 @@
 """The projector on tiny random generators of every architecture, and a short real-model check."""
-import threading
-
 import json
 import math
+import threading
 
 import pytest
 import torch
@@ -165,7 +164,7 @@ def test_short_real_run_beats_the_average_face():
     target = align.align_face(Image.fromarray(skimage.data.astronaut()), generator.resolution).image
     with torch.no_grad():
         average = tensor_to_pil(generator.synthesis(generator.mean_ws(1)))
-    result = project(generator, target, ProjectorOptions(steps=8, preview_every=0))
+    result = project(generator, target, ProjectorOptions(steps=24, preview_every=0))
     descriptor = metrics.face_descriptor(target)
     before = metrics.compute_metrics(target, average, reference_descriptor=descriptor)
     after = metrics.compute_metrics(target, result.image, reference_descriptor=descriptor)
