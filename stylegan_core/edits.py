@@ -106,7 +106,12 @@ def random_codes(generator: Generator, seeds: Sequence[int], psi: float = 1.0) -
         return generator.mapping(z, psi=psi)
 
 
-def render_codes(generator: Generator, ws: torch.Tensor, batch_size: int = 4) -> torch.Tensor:
+# On the CPU one code at a time renders as fast per image as four (benchmarks/results/edits.md)
+# and holds a quarter of the feature memory, which matters with several users on one machine.
+RENDER_BATCH = 1
+
+
+def render_codes(generator: Generator, ws: torch.Tensor, batch_size: int = RENDER_BATCH) -> torch.Tensor:
     """Codes [B, num_ws, w_dim] -> images [B, 3, H, W] in [-1, 1], `batch_size` codes at a time
     (bounds the memory of long morphs and big grids)."""
     ws = check_code(generator, ws, "codes", single=False)
@@ -165,7 +170,7 @@ def morph_seed_codes(generator: Generator, seed1: int, seed2: int, n: int, psi: 
 
 
 def morph_frames(generator: Generator, w1: torch.Tensor, w2: torch.Tensor, n: int,
-                 batch_size: int = 4) -> list[torch.Tensor]:
+                 batch_size: int = RENDER_BATCH) -> list[torch.Tensor]:
     """The images of `morph_codes(w1, w2, n)`: a list of n [3, H, W] tensors in [-1, 1]."""
     w1 = check_code(generator, w1, "first code")
     w2 = check_code(generator, w2, "second code")
@@ -269,7 +274,7 @@ class StyleMixingGrid:
 
 
 def style_mixing_grid(generator: Generator, source_seeds: Sequence[int], destination_seeds: Sequence[int],
-                      level: str = "coarse", psi: float = 0.7, batch_size: int = 4) -> StyleMixingGrid:
+                      level: str = "coarse", psi: float = 0.7, batch_size: int = RENDER_BATCH) -> StyleMixingGrid:
     """Render the style-mixing grid of seeds: each cell is a destination image with the `level`
     styles ('coarse', 'middle' or 'fine', see `mixing_rows`) of a source image. The top-left
     corner is white."""

@@ -5,14 +5,14 @@ blended layer the layer runs on the *same* input features once with code A's sty
 with code B's, and the two outputs are mixed with a mask alpha resized to the layer's size:
     f_i = (1 - alpha_i) * layer_i(f_{i-1}; A) + alpha_i * layer_i(f_{i-1}; B)
 (the RGB skip image likewise). `FeatureBlendEditor` does this as a `LayerEditor` of the one
-synthesis loop: each blended layer runs once with batch 2. A panorama is a chain of such blends on
-features twice as wide, whose middle strips are stitched together.
+synthesis loop: each blended layer runs twice with batch 1 (on this CPU 20% faster than once with
+batch 2, benchmarks/results/edits.md). A panorama is a chain of such blends on features twice as
+wide, whose middle strips are stitched together.
 
 Masks: a number (constant alpha), an H x W array in [0, 1] of any size (resized to each layer), or
 a function (height, width) -> [height, width] tensor evaluated at each layer's size, such as
 `horizontal_ramp` and `vertical_ramp`. alpha = 0 gives A and alpha = 1 gives B exactly: bit for bit
-the images the generator renders for the batch [A, B]. (A batch-1 render may differ in the last
-bits, about 1e-6: some CPU convolution kernels depend on the batch size.)
+the images `Generator.synthesis` renders for A or B alone.
 """
 from __future__ import annotations
 
@@ -144,10 +144,10 @@ def align_pose(generator: Generator, ws: torch.Tensor, pose_source: torch.Tensor
 class FeatureBlendEditor(LayerEditor):
     """Blend the synthesis of code A (the `ws` given to `Generator.synthesis`) with code `ws_b`.
 
-    Each blended layer runs once with batch 2 (the same input features, styles A then B) and its
-    outputs are mixed with the mask at that layer's size; a tensor the layer passes through
-    untouched (both branches share it) is kept as it is. Layers not listed in `layers` (indices
-    into `generator.layers`; all by default) run with A's styles only.
+    Each blended layer runs on the same input features twice, with A's styles and with B's, and
+    the outputs are mixed with the mask at that layer's size; a tensor the layer passes through
+    untouched is kept as it is. Layers not listed in `layers` (indices into `generator.layers`;
+    all by default) run with A's styles only.
     """
 
     def __init__(self, ws_b: torch.Tensor, mask: MaskLike, layers: Optional[Iterable[int]] = None):
@@ -166,17 +166,13 @@ class FeatureBlendEditor(LayerEditor):
     def layer(self, index: int, layer: SynthesisLayer, state: SynthesisState, ws: torch.Tensor) -> SynthesisState:
         if self.layers is not None and index not in self.layers:
             return layer(state, ws)
-        both = state.repeat_batch(2)
-        out = layer(both, torch.cat([ws, self.ws_b.expand_as(ws)]))
-        return SynthesisState(self._mix(out.x, both.x, state.x), self._mix(out.img, both.img, state.img))
+        out_a, out_b = layer(state, ws), layer(state, self.ws_b)
+        return SynthesisState(self._mix(out_a.x, out_b.x, state.x), self._mix(out_a.img, out_b.img, state.img))
 
-    def _mix(self, out: Optional[torch.Tensor], both_in: Optional[torch.Tensor],
-             single_in: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-        if out is None:
-            return None
-        if out is both_in:
-            return single_in
-        a, b = out.chunk(2)
+    def _mix(self, a: Optional[torch.Tensor], b: Optional[torch.Tensor],
+             passed_in: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        if a is None or a is passed_in:
+            return a
         # torch.lerp is exact at weights 0 and 1: where alpha is 0 or 1 we get A or B bit for bit.
         return torch.lerp(a, b, self.alpha(a))
 

@@ -158,3 +158,15 @@ def test_five_users_at_once(app_server):
     assert results["invert"][2]["psnr"] > 0
     assert not_blank(results["style"][0]) and not_blank(results["blend"][0])
     print(f"peak server memory after 5 concurrent users: {app_server.peak_memory_mb():.0f} MB")
+
+
+def test_the_readme_scripting_example_runs_as_written(app_server, monkeypatch, capsys):
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("```python\n", readme.index("## Scripting")) + len("```python\n")
+    example = readme[start:readme.index("```\n", start)]
+    assert "http://127.0.0.1:7860/" in example
+    monkeypatch.chdir(REPO)
+    namespace = {}
+    exec(example.replace("http://127.0.0.1:7860/", app_server.url), namespace)  # noqa: S102 - our README
+    assert namespace["metrics"]["psnr"] > 0 and not_blank(namespace["image"])
+    assert "s on cpu" in capsys.readouterr().out
