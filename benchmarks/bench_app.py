@@ -5,8 +5,6 @@ Prints the numbers and writes benchmarks/results/app.md. Run it on an idle machi
 """
 from __future__ import annotations
 
-import os
-import platform
 import socket
 import subprocess
 import sys
@@ -15,19 +13,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-import torch
 from gradio_client import Client, handle_file
 
-REPO = Path(__file__).resolve().parents[1]
+from common import ROOT as REPO, machine
+
 RESULTS = REPO / "benchmarks" / "results" / "app.md"
 ASTRONAUT = REPO / "examples" / "astronaut.jpg"
 ALL_RESOLUTIONS = [4, 8, 16, 32, 64, 128, 256, 512, 1024]
-
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                 platform.processor())
-    return f"{model}; {os.cpu_count()} cores; torch {torch.__version__}; Python {platform.python_version()}"
 
 
 def free_port() -> int:
@@ -83,6 +75,7 @@ def five_users(url: str) -> dict[str, float]:
 
 
 def main() -> None:
+    machine_line = machine()
     port = free_port()
     process, serve_s = start_app(port)
     try:
@@ -97,7 +90,7 @@ def main() -> None:
     lines = [
         "# The app: start-up and five concurrent users",
         "",
-        f"Machine: {machine()}. Written by `benchmarks/bench_app.py`.",
+        f"Machine: {machine_line}. Written by `benchmarks/bench_app.py`.",
         "",
         f"- `python app.py` serves HTTP after **{serve_s:.1f} s** (warm caches; the model loads in the background).",
         f"- Peak server memory after the first generate: **{baseline_mb:.0f} MB**; after five concurrent users: "

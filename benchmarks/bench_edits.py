@@ -8,24 +8,14 @@ the plain forward of the same rounds. Usage: python benchmarks/bench_edits.py [-
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from stylegan_core import edits, feature_blend as fb, metrics, zoo  # noqa: E402
-from stylegan_core.generator import SynthesisState  # noqa: E402
-from stylegan_core.images import tensor_to_pil  # noqa: E402
-from stylegan_core.runtime import heap_reuse  # noqa: E402
+from common import ROOT, count_flops, interleaved_times, machine
+from stylegan_core import edits, feature_blend as fb, metrics, zoo
+from stylegan_core.generator import SynthesisState
+from stylegan_core.images import tensor_to_pil
+from stylegan_core.runtime import heap_reuse
 
 RESULTS = ROOT / "benchmarks" / "results" / "edits.md"
 SEEDS = [11, 22, 33, 44, 55]
@@ -50,40 +40,15 @@ class BatchTwoBlendEditor(fb.FeatureBlendEditor):
         return torch.lerp(a, b, self.alpha(a))
 
 
-def round_robin(operations: dict, rounds: int) -> dict[str, float]:
-    """Median seconds of each operation, timed one after another in every round."""
-    times: dict[str, list[float]] = {name: [] for name in operations}
-    for round_index in range(rounds + 1):  # round 0 warms up: first calls allocate and pick kernels
-        for name, operation in operations.items():
-            start = time.perf_counter()
-            operation()
-            if round_index:
-                times[name].append(time.perf_counter() - start)
-        print(f"round {round_index} done", flush=True)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def gflop(function) -> float:
-    with FlopCounterMode(display=False) as counter:
-        function()
-    return counter.get_total_flops() / 1e9
-
-
-def machine() -> str:
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        model = platform.processor() or "unknown CPU"
-    load = os.getloadavg()[0]
-    return (f"{model}, {os.cpu_count()} cores; {torch.get_num_threads()} torch threads; torch {torch.__version__}; "
-            f"Python {platform.python_version()}; load average {load:.1f} when written")
+    return count_flops(function) / 1e9
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    machine_line = machine()
     torch.set_grad_enabled(False)
     heap_reuse(True)  # as the app and the CLI run
     generator = zoo.load_model("ffhq-mobile").generator
@@ -106,7 +71,8 @@ def main() -> None:
             generator, SEEDS[:2], SEEDS[2:3], "coarse", PSI),
         PANORAMA: lambda: fb.render_panorama(generator, codes),
     }
-    seconds = round_robin(operations, args.rounds)
+    times = interleaved_times(operations, args.rounds, verbose=True)
+    seconds = {name: t["wall_median"] for name, t in times.items()}
     rows = []
     for name, operation in operations.items():
         # A panorama is N - 1 identical pair renders: count one.
@@ -116,7 +82,7 @@ def main() -> None:
         print(f"{name}: {seconds[name]:.2f} s ({rows[-1][2]:.2f} forwards), {flops:.1f} GFLOP, "
               f"{rows[-1][4]:.1f} GFLOP/s", flush=True)
     identity = identity_rows(generator, codes, operations["feature blend, horizontal ramp (two batch-1 calls per layer)"]())
-    write_report(rows, identity, seam_rows(generator, codes), args.rounds)
+    write_report(rows, identity, seam_rows(generator, codes), args.rounds, machine_line)
 
 
 def seam_rows(generator, codes) -> list[tuple[str, str]]:
@@ -163,11 +129,11 @@ def identity_rows(generator, codes, blended) -> list[tuple[str, str]]:
     return found
 
 
-def write_report(rows, identity, seams, rounds: int) -> None:
+def write_report(rows, identity, seams, rounds: int, machine_line: str) -> None:
     lines = [
         "# Edits and feature blends: speed and identity (ffhq-mobile, 1024 px, CPU)",
         "",
-        f"Machine: {machine()}. Written by `benchmarks/bench_edits.py`: medians of {rounds} round-robin",
+        f"Machine: {machine_line}. Written by `benchmarks/bench_edits.py`: medians of {rounds} round-robin",
         "rounds after a warm-up round, one process; 'forwards' = seconds / the reference forward's seconds.",
         "",
         "| operation | seconds | forwards | GFLOP | GFLOP/s |",

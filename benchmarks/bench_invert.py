@@ -19,10 +19,7 @@ Writes benchmarks/results/invert.md (numbers, machine, torch version) and prints
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -31,12 +28,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from stylegan_core import align, metrics, perceptual, zoo  # noqa: E402
-from stylegan_core.images import load_image, tensor_to_pil  # noqa: E402
-from stylegan_core.projector import ProjectorOptions, project  # noqa: E402
+from common import ROOT, machine
+from stylegan_core import align, metrics, perceptual, zoo
+from stylegan_core.images import load_image, tensor_to_pil
+from stylegan_core.projector import ProjectorOptions, project
 
 MODEL = "ffhq-mobile"
 CHECKPOINTS_S = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 450, 600)
@@ -61,18 +56,6 @@ class Run:
     elapsed_s: float
     stopped: str
     code_error: float | None = None  # generated targets: RMS distance of the used W+ rows to the true code
-
-
-def machine_description() -> str:
-    try:
-        model_name = next(line.split(":", 1)[1].strip() for line in
-                          subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-                          if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        model_name = platform.processor() or "unknown CPU"
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{model_name}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"load average at start {load:.1f}")
 
 
 def targets(names: list[str], generator) -> dict[str, tuple[Image.Image, torch.Tensor | None]]:
@@ -154,10 +137,10 @@ def scores_text(scores: dict) -> str:
     return f"{scores['psnr']:.2f} | {scores['ssim']:.3f} | {identity}"
 
 
-def report(runs: list[Run], flops: dict[str, float], args, machine: str) -> str:
+def report(runs: list[Run], flops: dict[str, float], args, machine_line: str) -> str:
     lines = [
         "# Inversion benchmark (benchmarks/bench_invert.py)", "",
-        f"Machine: {machine}. Model: {MODEL} (1024 px), VGG16 loss. "
+        f"Machine: {machine_line}. Model: {MODEL} (1024 px), VGG16 loss. "
         f"Command: `{' '.join(['python', 'benchmarks/bench_invert.py'] + sys.argv[1:])}`", "",
         "Recipes: (a) paper = W+, Adam lr 0.01 constant, loss at 1024 px, fp32 (Image2StyleGAN); "
         f"(b) default = `ProjectorOptions()`: {describe_default()}.", "",
@@ -234,8 +217,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "invert.md"))
     args = parser.parse_args()
 
-    machine = machine_description()
-    print(machine, flush=True)
+    machine_line = machine()
+    print(machine_line, flush=True)
     generator = zoo.load_model(MODEL).generator
     perceptual.load_vgg16()
     chosen = {name: options for name, options in recipes(args.paper_seconds, args.fast_seconds).items()
@@ -252,7 +235,7 @@ def main() -> None:
             final = run.snapshots[-1]
             print(f"{target_name:10} {recipe_name:12} {run.steps:5} steps {run.elapsed_s:7.1f} s  "
                   f"PSNR/SSIM/ID {scores_text(final.scores)}", flush=True)
-    text = report(runs, flops, args, machine)
+    text = report(runs, flops, args, machine_line)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)

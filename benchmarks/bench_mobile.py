@@ -12,26 +12,18 @@ in-place GEMMs and charges depthwise weight gradients as dense). Writes benchmar
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import resource
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from stylegan_core.generator import tile_to  # noqa: E402
-from stylegan_core.mobile_stylegan import (  # noqa: E402
+from common import count_flops, interleaved_times, machine
+from stylegan_core.generator import tile_to
+from stylegan_core.mobile_stylegan import (
     ConstConv, HaarUpsample, MobileStyleGAN, SeparableConv, ToImage, haar_to_subpixels,
 )
-from stylegan_core.runtime import heap_reuse  # noqa: E402
-from stylegan_core.weights import fetch  # noqa: E402
+from stylegan_core.runtime import heap_reuse
+from stylegan_core.weights import fetch
 
 RESULTS = Path(__file__).resolve().parent / "results" / "mobile.md"
 
@@ -84,39 +76,6 @@ def forward_backward_fn(synthesis, ws):
         synthesis(codes).square().mean().backward()
         return codes.grad
     return run
-
-
-def count_flops(fn) -> float:
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops()
-
-
-def interleaved_times(cases: dict, rounds: int) -> dict[str, dict[str, float]]:
-    """Wall time (min, median) and the CPU time of the fastest run split into user and system
-    (page faults) per case, the cases taking turns in every round."""
-    for fn in cases.values():
-        fn()
-    runs = {name: [] for name in cases}
-    for _ in range(rounds):
-        for name, fn in cases.items():
-            before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-            fn()
-            wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
-            runs[name].append((wall, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime))
-    result = {}
-    for name, samples in runs.items():
-        walls = sorted(sample[0] for sample in samples)
-        fastest = min(samples)
-        result[name] = {"wall_min": walls[0], "wall_median": walls[rounds // 2],
-                        "user": fastest[1], "sys": fastest[2]}
-    return result
-
-
-def machine() -> str:
-    model = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True).stdout
-    model = model.split(":", 1)[-1].strip() or platform.processor()
-    return f"{model}, {os.cpu_count()} cores; torch {torch.__version__}; {torch.get_num_threads()} threads"
 
 
 def load_model() -> MobileStyleGAN:

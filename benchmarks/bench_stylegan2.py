@@ -16,22 +16,16 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from stylegan_core.generator import tile_to  # noqa: E402
-from stylegan_core.ops.upfirdn2d import setup_filter, upfirdn2d_reference  # noqa: E402
-from stylegan_core.runtime import heap_reuse  # noqa: E402
-from stylegan_core.stylegan2 import StyleGAN2, StyledConv, ToRGB  # noqa: E402
+from common import count_flops, interleaved_times, machine
+from stylegan_core.generator import tile_to
+from stylegan_core.ops.upfirdn2d import setup_filter, upfirdn2d_reference
+from stylegan_core.runtime import heap_reuse
+from stylegan_core.stylegan2 import StyleGAN2, StyledConv, ToRGB
 
 RESULTS = Path(__file__).resolve().parent / "results" / "stylegan2.md"
 
@@ -79,34 +73,6 @@ def forward_backward_fn(synthesis, ws, heap: bool = False, bf16: bool = False):
         image.float().square().mean().backward()
         return codes.grad
     return run
-
-
-def count_flops(fn) -> float:
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops()
-
-
-def interleaved_times(cases: dict, rounds: int) -> dict[str, dict[str, float]]:
-    """Min and median wall time and min CPU time per case, the cases taking turns in every round."""
-    for fn in cases.values():
-        fn()
-    wall = {name: [] for name in cases}
-    cpu = {name: [] for name in cases}
-    for _ in range(rounds):
-        for name, fn in cases.items():
-            start_wall, start_cpu = time.perf_counter(), time.process_time()
-            fn()
-            wall[name].append(time.perf_counter() - start_wall)
-            cpu[name].append(time.process_time() - start_cpu)
-    return {name: {"wall_min": min(wall[name]), "wall_median": sorted(wall[name])[rounds // 2],
-                   "cpu_min": min(cpu[name])} for name in cases}
-
-
-def machine() -> str:
-    model = subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True, text=True).stdout
-    model = model.split(":", 1)[-1].strip() or platform.processor()
-    return f"{model}; torch {torch.__version__}; {torch.get_num_threads()} threads"
 
 
 def main() -> None:
@@ -161,14 +127,14 @@ def main() -> None:
         f"{flops['library forward'] / 1e9:.1f} / {flops['library forward+backward'] / 1e9:.1f} GFLOP "
         "(forward / forward+backward). 'Useful GFLOP/s' divides the straightforward count by the time.",
         "",
-        "| case | wall min (s) | wall median (s) | CPU min (s) | useful GFLOP/s | speed-up vs straightforward |",
+        "| case | wall min (s) | wall median (s) | CPU of the fastest run (s) | useful GFLOP/s | speed-up vs straightforward |",
         "|---|---|---|---|---|---|",
     ]
     for name, t in times.items():
         kind = name.split(",")[0].split(" ", 1)[1]
         work = flops[f"straightforward {kind}"]
         speedup = times[f"straightforward {kind}"]["wall_min"] / t["wall_min"]
-        lines.append(f"| {name} | {t['wall_min']:.3f} | {t['wall_median']:.3f} | {t['cpu_min']:.3f} | "
+        lines.append(f"| {name} | {t['wall_min']:.3f} | {t['wall_median']:.3f} | {t['user'] + t['sys']:.3f} | "
                      f"{work / 1e9 / t['wall_min']:.0f} | {speedup:.2f}x |")
     text = "\n".join(lines) + "\n"
     print(text)

