@@ -237,6 +237,15 @@ def test_real_morph_and_blend_outputs_are_faces(real_generator):
 
 
 @pytest.mark.real
+def test_real_blend_with_alpha_zero_or_one_is_a_or_b_bit_for_bit(real_generator):
+    # The 1024 px layers take code paths the tiny models do not (strided inverse Haar above 32 channels).
+    codes = edits.random_codes(real_generator, [11, 22], psi=0.7)
+    for alpha, index in ((0.0, 0), (1.0, 1)):
+        blended = fb.feature_blend(real_generator, codes[0:1], codes[1:2], alpha)
+        assert torch.equal(blended, render(real_generator, codes[index:index + 1]))
+
+
+@pytest.mark.real
 def test_real_panorama_stitch_is_seamless(real_generator):
     """A hard cut between two spans leaves a visible step (the control); the crossfade removes it."""
     size = real_generator.resolution
