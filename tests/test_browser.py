@@ -65,8 +65,9 @@ def test_invert_tab(page):
     steps = page.locator("#invert-steps input[type=number]")
     steps.fill("10")
     steps.press("Enter")
-    run_and_check(page, "Invert", "#invert-result", "invert")
+    run_and_check(page, "Invert", "#invert-result", "invert")  # the first preview
     page.get_by_text("psnr").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    page.screenshot(path=str(ARTIFACTS / "tab-invert-done.png"), full_page=True)
 
 
 @pytest.mark.parametrize("tab, button, selector", [
