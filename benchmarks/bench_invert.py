@@ -32,6 +32,7 @@ from common import ROOT, machine
 from stylegan_core import align, metrics, perceptual, zoo
 from stylegan_core.images import load_image, tensor_to_pil
 from stylegan_core.projector import ProjectorOptions, project
+from stylegan_core.runtime import heap_reuse
 
 MODEL = "ffhq-mobile"
 CHECKPOINTS_S = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 450, 600)
@@ -143,7 +144,8 @@ def report(runs: list[Run], flops: dict[str, float], args, machine_line: str) ->
         f"Machine: {machine_line}. Model: {MODEL} (1024 px), VGG16 loss. "
         f"Command: `{' '.join(['python', 'benchmarks/bench_invert.py'] + sys.argv[1:])}`", "",
         "Recipes: (a) paper = W+, Adam lr 0.01 constant, loss at 1024 px, fp32 (Image2StyleGAN); "
-        f"(b) default = `ProjectorOptions()`: {describe_default()}.", "",
+        f"(b) default = `ProjectorOptions()`: {describe_default()}. Both run with `heap_reuse(True)`, "
+        "as the app and the CLI do.", "",
         "Scores of the current image at each time (PSNR dB and SSIM at 256 px, dlib identity distance; "
         "< 0.6 = same person). The last row of each run is the returned (best-loss) result.", "",
     ]
@@ -219,6 +221,7 @@ def main() -> None:
 
     machine_line = machine()
     print(machine_line, flush=True)
+    heap_reuse(True)  # as the app and the CLI run; both recipes get it
     generator = zoo.load_model(MODEL).generator
     perceptual.load_vgg16()
     chosen = {name: options for name, options in recipes(args.paper_seconds, args.fast_seconds).items()

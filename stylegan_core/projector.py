@@ -37,7 +37,7 @@ class ProjectorOptions:
     """How to project. Deterministic for given options and seed (unless `time_budget_s` is set)."""
 
     space: str = "w+"
-    steps: int = 40  # under a minute on a 2-core CPU with ffhq-mobile (benchmarks/results/invert.md)
+    steps: int = 80  # about 42 s on a 2-core CPU with ffhq-mobile (benchmarks/results/invert.md)
     # W+ codes are optimised as w (shared by all rows) + one offset per row, each with its own rate:
     # the shared part takes large steps towards the right face, the offsets refine it row by row.
     learning_rate: float = 0.1  # Adam lr of the shared w (all of the code in W)
