@@ -35,6 +35,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
+from .errors import UserError
 from .generator import Generator, estimate_w_avg
 from .ops.upfirdn2d import setup_filter
 from .stylegan2 import IMAGE_CHANNELS, StyleGAN2, StyledConv, ToRGB
@@ -48,7 +49,7 @@ TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # first object of a non-zip torch.s
 SAFETENSORS_MAX_HEADER = 100_000_000
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be loaded: corrupt, truncated, or of an unsupported kind."""
 
 

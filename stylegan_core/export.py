@@ -13,13 +13,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .errors import UserError
 from .generator import Generator, build_generator
 
 FORMAT_NAME = "stylegan_core"
 FORMAT_VERSION = "1"
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """A safetensors file that is not a readable stylegan_core export."""
 
 

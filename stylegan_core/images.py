@@ -17,6 +17,7 @@ from typing import BinaryIO, Optional, Union
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from .errors import UserError
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 # A 20000 x 20000 PNG of one colour is a few hundred KB on disk and 1.2 GB decoded; refuse by pixel
@@ -29,7 +30,7 @@ DEFAULT_MAX_SIDE = 4096
 ImageSource = Union[str, os.PathLike, bytes, BinaryIO, Image.Image, np.ndarray]
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """An input that is not a usable image; the message says why and what to do."""
 
 

@@ -14,12 +14,13 @@ from typing import BinaryIO, Union
 
 import numpy as np
 import torch
+from .errors import UserError
 
 SPACES = ("w+", "w")
 MAX_LATENT_BYTES = 64 * 1024 * 1024  # a W+ code of 23x512 floats is ~47 KB; refuse absurd uploads
 
 
-class LatentError(ValueError):
+class LatentError(UserError, ValueError):
     """A latent file that cannot be read or does not fit the model."""
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .errors import UserError
 from .latents import Latent, LatentError, load_latent
 
 MAX_ENTRIES = 64  # a W+ code is ~47 KB; this bounds a session's memory to a few MB
@@ -25,7 +26,7 @@ THUMBNAIL_SIZE = 128
 LIBRARY_FORMAT = "stylegan_core.library.v1"
 
 
-class LibraryError(ValueError):
+class LibraryError(UserError, ValueError):
     """A request the library cannot honour (unknown name, full library, unreadable file)."""
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .errors import UserError
 from . import align, edits, feature_blend, metrics, zoo
 from .images import load_image, tensor_to_pil
 from .latents import Latent, latent_to_bytes
@@ -33,7 +34,7 @@ MAX_SEEDS_PER_CALL = 16
 SEED_REFERENCE = re.compile(r"^\s*seed\s*[:#]?\s*(\d+)\s*$", re.IGNORECASE)
 
 
-class StudioError(Exception):
+class StudioError(UserError):
     """A problem the user can fix (bad input, missing weights, a code of another model)."""
 
 

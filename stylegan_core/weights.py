@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import urlparse
 
+from .errors import UserError
+
 log = logging.getLogger(__name__)
 
 LOCAL_WEIGHTS_ENV = "STYLEGAN_LOCAL_WEIGHTS"
@@ -45,7 +47,7 @@ DEFAULT_HUB_ENDPOINT = "https://huggingface.co"
 DEFAULT_PYPI_INDEX = "https://pypi.org/simple"
 
 
-class WeightsUnavailable(FileNotFoundError):
+class WeightsUnavailable(UserError, FileNotFoundError):
     """No source could provide a weight file; the message lists each source tried and how to fix it.
 
     A FileNotFoundError, so callers that report OSErrors to the user report this one too.

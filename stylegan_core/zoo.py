@@ -21,6 +21,7 @@ from typing import Callable, Optional, Union
 
 import torch
 
+from .errors import UserError
 from . import export
 from .generator import Generator
 from .weights import cache_path, resolve
@@ -36,7 +37,7 @@ AFHQ_LICENCE = ("NVIDIA StyleGAN2-ADA weights: NVIDIA Source Code License-NC (no
                 "AFHQ data CC BY-NC 4.0 (Clova AI).")
 
 
-class ModelError(ValueError):
+class ModelError(UserError, ValueError):
     """An unknown model name or a model file that cannot be loaded."""
 
 
