@@ -174,13 +174,6 @@ class Generator(nn.Module):
             for row, ls in by_row.items()
         ]
 
-    def rows_up_to_resolution(self, resolution: int) -> list[int]:
-        """The W+ rows whose layers work at `resolution` or below (the 'content' rows of a crossover)."""
-        return [info.row for info in self.describe_rows() if info.used and info.resolution <= resolution]
-
-    def layer_resolutions(self) -> list[int]:
-        return sorted({layer.resolution for layer in self.layers})
-
     @property
     def device(self) -> torch.device:
         return self.w_avg.device

@@ -17,12 +17,9 @@ from typing import BinaryIO, Optional, Union
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from .codes import MAX_IMAGE_BYTES as MAX_FILE_BYTES, MAX_IMAGE_PIXELS as MAX_PIXELS
 from .errors import UserError
 
-MAX_FILE_BYTES = 64 * 1024 * 1024
-# A 20000 x 20000 PNG of one colour is a few hundred KB on disk and 1.2 GB decoded; refuse by pixel
-# count before decoding. 100 MP still admits the photos of current phone and DSLR cameras.
-MAX_PIXELS = 100_000_000
 MIN_SIDE = 16
 # Nothing in the app needs more: alignment crops a face and resamples it to at most 1024 px.
 DEFAULT_MAX_SIDE = 4096

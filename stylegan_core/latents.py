@@ -14,10 +14,8 @@ from typing import BinaryIO, Union
 
 import numpy as np
 import torch
+from .codes import MAX_LATENT_BYTES, SPACES
 from .errors import UserError
-
-SPACES = ("w+", "w")
-MAX_LATENT_BYTES = 64 * 1024 * 1024  # a W+ code of 23x512 floats is ~47 KB; refuse absurd uploads
 
 
 class LatentError(UserError, ValueError):

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .codes import MAX_LIBRARY_ENTRIES as MAX_ENTRIES
 from .errors import UserError
 from .latents import Latent, LatentError, load_latent
 
-MAX_ENTRIES = 64  # a W+ code is ~47 KB; this bounds a session's memory to a few MB
 THUMBNAIL_SIZE = 128
 LIBRARY_FORMAT = "stylegan_core.library.v1"
 
