@@ -125,6 +125,8 @@ def check_space(space) -> str:
 
 def _short(value) -> str:
     """A value for a message: quoted, and cut so a 5000-digit number cannot flood the message."""
+    if isinstance(value, numbers.Integral) and abs(int(value)).bit_length() > 128:
+        return "a number too large to show"  # str() of a 5000-digit int raises in Python >= 3.11
     text = repr(value) if isinstance(value, str) else str(value)
     return text if len(text) <= 40 else text[:37] + "..."
 

@@ -499,7 +499,7 @@ class Studio:
         ws_a = self.resolve_code(first, library, model_name)
         ws_b = self.resolve_code(second, library, model_name)
         chosen = set(codes.layer_resolutions(generator)) if resolutions is None else {
-            whole(r, "a blend resolution", 1, generator.resolution) for r in resolutions}
+            whole(r, "a blend resolution", 1, 1 << 20) for r in resolutions}
         layers = [i for i, layer in enumerate(generator.layers) if layer.resolution in chosen]
         if not layers:
             raise StudioError(f"choose at least one resolution to blend at: "
