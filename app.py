@@ -34,12 +34,16 @@ LICENCE_NOTE = (
     "Zisserman). Do not upload photos of people without their consent. Uploads and results are "
     f"deleted from the server after {codes.FILE_RETENTION_S // 60} minutes."
 )
+# Uploads are capped, and Gradio deletes uploads and results (the studio writes into its cache)
+# once they are FILE_RETENTION_S old, checking every sixth of that.
+DELETE_CACHE = (max(60, codes.FILE_RETENTION_S // 6), codes.FILE_RETENTION_S)
+LAUNCH_OPTIONS = dict(show_error=False, max_file_size=codes.MAX_UPLOAD_BYTES)
 # The tabs in page order: each module has TITLE, ID and build(ctx) (see ui/__init__.py).
 TABS = [generate, invert, morph, style_transfer, expression, mixing, blend, panorama, library]
 
 
 def build_app(studio: Studio) -> gr.Blocks:
-    with gr.Blocks(title="StyleGAN Studio") as demo:
+    with gr.Blocks(title="StyleGAN Studio", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown("# StyleGAN Studio\nInvert a face photo into a StyleGAN, then morph, mix, "
                     "blend and extend it. Codes you make go into your library (this browser session only).")
         ctx = AppContext(studio=studio, library=gr.State(CodeLibrary()), model=model_bar(studio, demo))
@@ -77,10 +81,8 @@ def main(argv=None) -> None:
     studio.warm_up()
     demo = build_app(studio)
     demo.queue(max_size=64)  # heavy events share one concurrency limit (ui.common.heavy_concurrency)
-    retention = codes.FILE_RETENTION_S
     # Where no share link can be made (offline), Gradio prints why and keeps serving locally.
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False,
-                max_file_size=codes.MAX_UPLOAD, delete_cache=(max(60, retention // 6), retention))
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **LAUNCH_OPTIONS)
 
 
 if __name__ == "__main__":

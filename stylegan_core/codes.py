@@ -32,7 +32,7 @@ MAX_LIBRARY_ENTRIES         64                   codes in one visitor's library 
 MAX_LATENT_BYTES            64 MB                a latent / library file
 MAX_IMAGE_BYTES             64 MB                an image file
 MAX_IMAGE_PIXELS            100 MP               an image, checked before decoding
-MAX_UPLOAD                  "64mb"               any upload to the app (Gradio's max_file_size)
+MAX_UPLOAD_BYTES            64 MB                any upload to the app (Gradio's max_file_size)
 FILE_RETENTION_S            3600 s               outputs and uploads are deleted after this
 ==========================  ===================  ==================================================
 """
@@ -81,7 +81,7 @@ MAX_IMAGE_BYTES = 64 * 1024 * 1024
 # A 20000 x 20000 PNG of one colour is a few hundred KB on disk and 1.2 GB decoded; refuse by pixel
 # count before decoding. 100 MP still admits the photos of current phone and DSLR cameras.
 MAX_IMAGE_PIXELS = 100_000_000
-MAX_UPLOAD = "64mb"
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 FILE_RETENTION_S = 3600
 
 SEED_REFERENCE = re.compile(r"^\s*seed\s*[:#]?\s*(\d+)\s*$", re.IGNORECASE)

@@ -87,10 +87,14 @@ class ImportResult:
 
 @dataclass
 class InvertUpdate:
-    """One update of a running inversion: previews while it runs, then the result (done=True)."""
+    """One update of a running inversion: previews while it runs, then the result (done=True).
 
-    aligned: Optional[Image.Image] = None
-    image: Optional[Image.Image] = None
+    aligned: the aligned crop (written once, in every update); preview: the current image every
+    few steps (None between previews); result: the final image (done=True only)."""
+
+    aligned: Optional[Picture] = None
+    preview: Optional[Image.Image] = None
+    result: Optional[Picture] = None
     metrics: Optional[dict] = None
     files: Optional[list] = None
     info: str = ""
@@ -370,15 +374,17 @@ class Studio:
         loaded = self.load(model_name)
         started = time.perf_counter()
         target = self.align_photo(photo, face_index, loaded.generator.resolution)
-        yield InvertUpdate(aligned=target.image, info="aligned; starting the projection", total=steps)
+        stem = Path(str(photo)).stem if isinstance(photo, (str, Path)) else "photo"
+        aligned = self.picture(target.image, f"{stem}_aligned")
+        yield InvertUpdate(aligned=aligned, info="aligned; starting the projection", total=steps)
         options = projector.ProjectorOptions(steps=steps, space=space)
-        result = yield from _project_in_worker(loaded.generator, target.image, options, cancel)
+        result = yield from _project_in_worker(loaded.generator, aligned, options, cancel)
         image = _as_pil(result.image)
         # Four decimals are more than these metrics resolve, and they keep the UI's table readable.
         scores = {name: round(value, 4) if isinstance(value, float) else value
                   for name, value in metrics.compute_metrics(target.image, image).items()}
-        stem = Path(str(photo)).stem if isinstance(photo, (str, Path)) else "photo"
-        files = [self.picture(target.image, f"{stem}_aligned").path, self.picture(image, f"{stem}_inverted").path,
+        inverted = self.picture(image, f"{stem}_inverted")
+        files = [aligned.path, inverted.path,
                  self.save_code(result.ws, loaded.name, f"{stem}_{space.replace('+', 'plus')}", space)]
         added = self._add_all(library, [(result.ws, stem, image)], loaded.name, "inverted",
                               {"metrics": scores, "space": space})
@@ -386,7 +392,7 @@ class Studio:
         info = (f"inverted in {time.perf_counter() - started:.1f} s on {self.device} ({steps} steps, {space})"
                 + (f"; saved to your library as **{added[0]}**" if added else "; your library is full")
                 + (f". {notes}" if notes else ""))
-        yield InvertUpdate(aligned=target.image, image=image, metrics=scores, files=files, info=info,
+        yield InvertUpdate(aligned=aligned, result=inverted, metrics=scores, files=files, info=info,
                            step=steps, total=steps, done=True)
 
     # -- Library files ---------------------------------------------------------------------
@@ -528,7 +534,7 @@ class Studio:
         return self._result(library, model_name, tensor_to_pil(image), f"panorama_{len(refs)}", clock)
 
 
-def _project_in_worker(generator, aligned: Image.Image, options, cancel: Optional[threading.Event]):
+def _project_in_worker(generator, aligned: Picture, options, cancel: Optional[threading.Event]):
     """Run the projector in a thread, yielding its progress as InvertUpdates; returns its result."""
     from . import projector
 
@@ -537,12 +543,13 @@ def _project_in_worker(generator, aligned: Image.Image, options, cancel: Optiona
 
     def report(step, total, preview, loss):
         updates.put(InvertUpdate(aligned=aligned, step=step, total=total,
-                                 image=None if preview is None else _as_pil(preview),
+                                 preview=None if preview is None else _as_pil(preview),
                                  info=f"step {step}/{total} · loss {loss:.4f}"))
 
     def work():
         try:
-            updates.put(("result", projector.project(generator, aligned, options, progress=report, cancel=cancel)))
+            updates.put(("result", projector.project(generator, aligned.image, options, progress=report,
+                                                      cancel=cancel)))
         except BaseException as error:  # noqa: BLE001 - handed to the consumer thread
             updates.put(("error", error))
 

@@ -55,7 +55,7 @@ def tiny(tmp_path_factory):
         demo = app.build_app(studio).queue()
         port = free_port()
         demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                    max_file_size=codes.MAX_UPLOAD)
+                    **app.LAUNCH_OPTIONS)
         try:
             yield demo, studio, f"http://127.0.0.1:{port}/", folder
         finally:
@@ -201,6 +201,14 @@ def test_a_bug_is_logged_with_its_trace_and_shown_briefly(tiny, tiny_client, mon
         tiny_client.predict("x", 0.7, api_name="/generate")
     user = [r for r in caplog.records if "not a seed" in r.getMessage()]
     assert user and user[0].exc_info is None and "\n" not in user[0].getMessage()
+
+
+def test_uploads_over_the_cap_are_refused(tiny_client, tmp_path):
+    big = tmp_path / "big.npz"
+    with open(big, "wb") as file:
+        file.truncate(codes.MAX_UPLOAD_BYTES + 1)
+    with pytest.raises(Exception, match="(?i)too large|maximum|size"):
+        tiny_client.predict(handle_file(str(big)), api_name="/import_library")
 
 
 def test_public_message_hides_server_paths():

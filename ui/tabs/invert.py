@@ -66,11 +66,11 @@ def build(ctx: AppContext) -> None:
                                            steps=step_count, space=latent_space)
         for update in updates:
             if update.done:
-                yield lib, update.aligned, update.image, update.metrics, update.files, update.info
+                yield lib, update.aligned.path, update.result.path, update.metrics, update.files, update.info
             else:
                 progress((update.step, update.total), desc="inverting")
-                shown = gr.skip() if update.image is None else update.image
-                yield gr.skip(), update.aligned, shown, gr.skip(), gr.skip(), update.info
+                shown = gr.skip() if update.preview is None else update.preview
+                yield gr.skip(), update.aligned.path, shown, gr.skip(), gr.skip(), update.info
 
     event = ctx.event(invert_button.click, invert, [photo, faces, steps, space],
                       [aligned, inverted, metrics, files, info], api_name="invert")
