@@ -10,15 +10,13 @@ code 1); anything else is a bug, printed with its stack trace (exit code 2).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+import traceback
 from pathlib import Path
 from typing import Optional, Sequence
 
 from . import codes
 from .errors import UserError
-
-log = logging.getLogger(__name__)
 
 
 class CommandError(UserError):
@@ -266,6 +264,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except Exception:  # noqa: BLE001 - a bug: the stack trace is what a report needs
-        logging.basicConfig(level=logging.INFO)
-        log.exception("the command failed with an unexpected error (a bug; please report it with this trace)")
+        traceback.print_exc()
+        print("error: an unexpected error (a bug; please report it with the trace above)", file=sys.stderr)
         return 2
