@@ -211,8 +211,11 @@ class Studio:
             loaded = self.load(name)
             model = f"model **{loaded.name}** ({loaded.entry.description}) from {loaded.source_description}"
         except UserError as error:
-            log.info("model %s not available: %s", name, error)
+            log.info("model %s not available: %s", name, " ".join(str(error).split()))
             model = f"model **{name}** not available: {str(error).splitlines()[0]}"
+        except Exception:  # noqa: BLE001 - a bug while loading: logged, and the line still shows
+            log.exception("loading model %s failed", name)
+            model = f"model **{name}** not available (an unexpected error; see the server log)"
         return f"{model} · device **{self.device}** · {cuda_ops_status()}"
 
     def resolutions(self, model_name: Optional[str] = None) -> list[int]:
