@@ -42,12 +42,16 @@ def heavy_concurrency() -> int:
 def public_message(error: BaseException) -> str:
     """A UserError's message as a visitor may see it: absolute server paths cut to the file name,
     at most a few lines (the full text is in the server log)."""
-    text = str(error).strip() or type(error).__name__
-    text = re.sub(r"(?<![\w.:/~])/(?:[^\s/'\"]+/)+([^\s/'\"]*)", r"\1", text)
+    text = hide_paths(str(error).strip() or type(error).__name__)
     lines = text.splitlines()
     if len(lines) > MAX_MESSAGE_LINES:
         text = "\n".join(lines[:MAX_MESSAGE_LINES]) + "\n… (the full text is in the server log)"
     return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "…"
+
+
+def hide_paths(text: str) -> str:
+    """Absolute server paths cut to their file name ('/srv/app/x/code.npz' -> 'code.npz')."""
+    return re.sub(r"(?<![\w.:/~])/(?:[^\s/'\"\])]+/)+([^\s/'\"\])]*)", r"\1", text)
 
 
 def to_gradio_error(error: BaseException, where: str) -> gr.Error:
@@ -184,7 +188,7 @@ def model_bar(studio: Studio, demo: gr.Blocks) -> gr.Dropdown:
     timer = gr.Timer(2.0)
 
     def show_status(model_name):
-        return studio.status_line(model_name), gr.Timer(active=studio.is_loading(model_name))
+        return hide_paths(studio.status_line(model_name)), gr.Timer(active=studio.is_loading(model_name))
 
     for trigger in (demo.load, model.change, timer.tick):
         trigger(show_status, model, [status, timer], api_visibility="private", queue=False)
