@@ -23,7 +23,7 @@ from stylegan_core.library import CodeLibrary  # noqa: E402
 from stylegan_core.runtime import heap_reuse  # noqa: E402
 from stylegan_core.studio import Studio  # noqa: E402
 from ui.common import AppContext, model_bar  # noqa: E402
-from ui.tabs import blend, expression, generate, invert, library, mixing, morph, panorama, style_transfer  # noqa: E402
+from ui import tabs  # noqa: E402
 
 log = logging.getLogger("app")
 
@@ -39,7 +39,17 @@ LICENCE_NOTE = (
 DELETE_CACHE = (max(60, codes.FILE_RETENTION_S // 6), codes.FILE_RETENTION_S)
 LAUNCH_OPTIONS = dict(show_error=False, max_file_size=codes.MAX_UPLOAD_BYTES)
 # The tabs in page order: each module has TITLE, ID and build(ctx) (see ui/__init__.py).
-TABS = [generate, invert, morph, style_transfer, expression, mixing, blend, panorama, library]
+TABS = [
+    tabs.generate,
+    tabs.invert,
+    tabs.morph,
+    tabs.style_transfer,
+    tabs.expression,
+    tabs.mixing,
+    tabs.blend,
+    tabs.panorama,
+    tabs.library,
+]
 
 
 def build_app(studio: Studio) -> gr.Blocks:

@@ -17,7 +17,7 @@ How to add a tab (e.g. attribute sliders, Sketch, Video):
 
            ctx.event(button.click, make_video, [first], outputs, api_name="make_video")
 
-2. Add the module to `TABS` in app.py (one line).
+2. Add `tabs.video,` to `TABS` in app.py (one line; `ui.tabs` imports the module on first use).
 
 The contract: `ctx.event` wraps the handler in the error boundary (UserErrors shown as they are,
 everything else logged with its stack trace), adds the visitor's library (first) and the model
