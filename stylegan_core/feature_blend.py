@@ -29,7 +29,10 @@ from .generator import Generator, LayerEditor, SynthesisLayer, SynthesisState
 MaskFunction = Callable[[int, int], torch.Tensor]
 MaskLike = Union[float, np.ndarray, torch.Tensor, MaskFunction]
 
-MAX_MASK_SIDE = 8192
+# Worst-case budgets (edits.worst_case_bytes; S = one synthesis, IMAGE = one float32 R x R image):
+# feature_blend: 2 S + 3 float32 copies of the mask (64 MB each at 4096 px); output R x R.
+# render_panorama: 4 S + N IMAGE for the canvas; output N R x R (32 x 1 at most).
+MAX_MASK_SIDE = 4096  # moves to codes.py; a larger painted mask only gets downscaled to R anyway
 MAX_PANORAMA_CODES = 32
 MAX_SMOOTHING_SIGMA = 10.0
 # SOAT copies the first 4 of 18 rows from the pose source: the rows of the 4 px and 8 px layers.

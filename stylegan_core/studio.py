@@ -460,7 +460,7 @@ class Studio:
         with timed() as clock:
             grid = edits.style_mixing_grid(generator, parse_seeds(source_seeds), parse_seeds(destination_seeds),
                                            level, check_psi(psi))
-        image = tensor_to_pil(grid.image)
+        image = Image.fromarray(grid.image)
         return self._result(library, model_name, image, f"style_mixing_{level}", clock)
 
     def blend(self, library: CodeLibrary, model_name: str, first: str, second: str, mask_kind: str, alpha,
