@@ -23,7 +23,7 @@ from PIL import Image
 
 from .errors import UserError
 from . import align, edits, feature_blend, metrics, zoo
-from .images import load_image, tensor_to_pil
+from .images import check_mask_image, load_image, tensor_to_pil
 from .latents import Latent, latent_to_bytes
 from .library import CodeLibrary, LibraryError
 from .weights import WeightsUnavailable
@@ -542,11 +542,13 @@ def painted_mask(editor_value) -> np.ndarray:
     layers = editor_value.get("layers") if isinstance(editor_value, dict) else None
     if not layers:
         raise StudioError("the painted mask is empty: paint where B should show")
+    for layer in layers:  # by size alone, before anything is converted
+        check_mask_image(layer, feature_blend.MAX_MASK_SIDE)
     strokes = np.zeros(np.asarray(layers[0]).shape[:2], dtype=np.float32)
     for layer in layers:
-        array = np.asarray(layer, dtype=np.float32)
-        if array.ndim == 3 and array.shape[2] == 4:
-            strokes = np.maximum(strokes, array[..., 3] / 255.0)
+        array = np.asarray(layer)
+        if array.ndim == 3 and array.shape[2] == 4 and array.shape[:2] == strokes.shape:
+            strokes = np.maximum(strokes, array[..., 3].astype(np.float32) / 255.0)
     if strokes.max() <= 0:
         raise StudioError("the painted mask is empty: paint where B should show")
     return strokes
