@@ -31,12 +31,12 @@ from .images import tensor_to_pil
 # maps, measured per model by benchmarks/bench_limits.py). `worst_case_bytes` evaluates them;
 # tests/test_limits.py measures every operation at its limits on tiny models against them.
 MAX_SEEDS = 64
-MAX_MORPH_FRAMES = 32     # render_codes/morph_frames: S + frames * IMAGE(R); output frames of R x R
+MAX_MORPH_FRAMES = 32     # render_codes/morph_frames: 2 S + frames * IMAGE(R); output frames of R x R
 MAX_GIF_FPS = 50  # GIF stores frame durations in 1/100 s: faster rates are not representable
 MAX_EXPRESSION_STRENGTH = 5.0
 PSI_RANGE = (-1.0, 2.0)
 MAX_MIXING_SEEDS = 8      # a side of the style-mixing grid: (8 + 1)^2 cells, 8 + 8 + 64 renders
-MAX_GRID_SIDE = 4096      # px a side of the style-mixing grid; budget: S + 3 * side^2 bytes (uint8)
+MAX_GRID_SIDE = 4096      # px a side of the style-mixing grid; budget: 2 S + 3 side^2 (uint8) + 12 R^2
 # Image2StyleGAN's style transfer: rows of the 4-64 px layers from the content image (9 of 18 rows).
 IMAGE2STYLEGAN_SPLIT_RESOLUTION = 64
 # The StyleGAN paper's style groups, as (lowest, highest) resolution of the layers a row drives.
@@ -145,11 +145,12 @@ def worst_case_bytes(operation: str, synthesis_bytes: int, resolution: int) -> i
 
     image = 12 * resolution ** 2  # one [3, R, R] float32 image
     grid_side = grid_cell_size(resolution, MAX_MIXING_SEEDS + 1) * (MAX_MIXING_SEEDS + 1)
+    # 2 S: the synthesis running, and up to one more S that the previous call leaves to be freed
     budgets = {
-        "render_codes": synthesis_bytes + MAX_MORPH_FRAMES * image,
-        "morph_frames": synthesis_bytes + MAX_MORPH_FRAMES * image,
-        # the finished uint8 grid, one rendered cell and its downscaled copy
-        "style_mixing_grid": synthesis_bytes + 3 * grid_side ** 2 + 2 * 3 * resolution ** 2,
+        "render_codes": 2 * synthesis_bytes + MAX_MORPH_FRAMES * image,
+        "morph_frames": 2 * synthesis_bytes + MAX_MORPH_FRAMES * image,
+        # the finished uint8 grid; one cell as uint8 tensor, PIL image, array and downscaled copy
+        "style_mixing_grid": 2 * synthesis_bytes + 3 * grid_side ** 2 + 4 * 3 * resolution ** 2,
         # each blended layer runs twice; the mask, its finiteness check and one resized copy
         "feature_blend": 2 * synthesis_bytes + 3 * 4 * feature_blend.MAX_MASK_SIDE ** 2,
         # pairs of twice the width, each layer twice; plus the canvas of N images

@@ -148,18 +148,17 @@ def check_mask_image(image, max_side: int, what: str = "The painted mask") -> No
     """Check a mask layer (a numpy array or PIL image) by its size alone, before any conversion:
     2-D or H x W x 1-4 channels, at most `max_side` px a side; else ImageError."""
     if isinstance(image, Image.Image):
-        width, height, channels = image.width, image.height, len(image.getbands())
+        width, height = image.size
     elif isinstance(image, np.ndarray):
         if image.ndim not in (2, 3) or (image.ndim == 3 and not 1 <= image.shape[2] <= 4):
             raise ImageError(f"{what} must be an H x W image, got an array of shape {list(image.shape)}.")
         height, width = image.shape[:2]
-        channels = 1 if image.ndim == 2 else image.shape[2]
     else:
         raise ImageError(f"{what} must be an image, got a {type(image).__name__}.")
     if max(width, height) > max_side or min(width, height) < 1:
         raise ImageError(f"{what} is {width}x{height} pixels; masks of 1 to {max_side} px a side are accepted.")
-    if isinstance(image, np.ndarray) and image.nbytes > channels * max_side ** 2 * 4:
-        raise ImageError(f"{what} has {image.dtype} pixels; use 8-bit or float32 masks.")
+    if isinstance(image, np.ndarray) and image.dtype.kind not in "biuf":
+        raise ImageError(f"{what} must hold numbers (8-bit or float), got {image.dtype} pixels.")
 
 
 def _reduce(image: Image.Image, max_side: int) -> Image.Image:

@@ -181,10 +181,10 @@ def check_text_header(key: str, header: ArrayHeader) -> None:
 
 def code_tensor(array: np.ndarray, what: str) -> torch.Tensor:
     """A checked code array -> float32 tensor; LatentError for NaN, inf or absurd values."""
-    values = np.asarray(array, dtype=np.float32)
+    values = np.asarray(array)
     if not np.isfinite(values).all():
         raise LatentError(f"{what} contains NaN or infinite values")
     if values.size and np.abs(values).max() > MAX_ABS_CODE_VALUE:
         raise LatentError(f"{what} has values up to {np.abs(values).max():.3g}; codes lie within "
                           f"+-{MAX_ABS_CODE_VALUE:g}")
-    return torch.from_numpy(values.copy())
+    return torch.from_numpy(values.astype(np.float32))
