@@ -130,7 +130,8 @@ def requests(folder: Path, quick: bool) -> list[tuple[str, str, tuple]]:
     photos = worst_photos(folder)
     mask = handle_file(str(painted_mask_file(folder)))
     editor = {"background": mask, "layers": [mask], "composite": mask}
-    seeds = ", ".join(f"seed {i}" for i in range(1, feature_blend.MAX_PANORAMA_CODES + 1))
+    panorama = min(feature_blend.MAX_PANORAMA_CODES, feature_blend.MAX_PANORAMA_SIDE // 1024)  # the model is 1024 px
+    seeds = ", ".join(f"seed {i}" for i in range(1, panorama + 1))
     side = edits.MAX_MIXING_SEEDS
     calls = [
         ("import 8 codes of this model (thumbnails)", "/import_library",
@@ -150,7 +151,7 @@ def requests(folder: Path, quick: bool) -> list[tuple[str, str, tuple]]:
          (f"1-{side}", f"{side + 1}-{2 * side}", "coarse", 0.7)),
         ("blend, painted 4096 px mask", "/blend",
          ("seed 1", "seed 2", "painted", 0.5, True, ALL_RESOLUTIONS, editor)),
-        (f"panorama {feature_blend.MAX_PANORAMA_CODES} codes", "/panorama", (seeds, "horizontal", 1.0)),
+        (f"panorama {panorama} codes", "/panorama", (seeds, "horizontal", 1.0)),
     ]
     calls.append(("import 64 codes of max shape (other model)", "/import_library",
                   (handle_file(str(library_file(folder, "other", latents.MAX_NUM_WS, latents.MAX_W_DIM, 64))),)))
@@ -200,7 +201,27 @@ def run(quick: bool) -> list[dict]:
             process.kill()
 
 
-def write(rows: list[dict]) -> None:
+def budgets() -> list[tuple[str, float]]:
+    """edits.worst_case_bytes for the default model, with S measured on it (one synthesis)."""
+    import torch
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from peak_memory import peak_tensor_bytes
+    from stylegan_core import zoo
+
+    generator = zoo.load_model(zoo.DEFAULT_MODEL, device="cpu").generator
+    ws = edits.random_codes(generator, [1], 0.7)
+    with torch.no_grad():
+        synthesis = peak_tensor_bytes(lambda: generator.synthesis(ws))
+    rows = [("one synthesis (S)", synthesis / 2**20)]
+    for name in ("render_codes", "morph_frames", "style_mixing_grid", "feature_blend", "render_panorama"):
+        rows.append((name, edits.worst_case_bytes(name, synthesis, generator.resolution) / 2**20))
+    for name, mb in rows:
+        print(f"budget {name:20s} {mb:8.0f} MB", flush=True)
+    return rows
+
+
+def write(rows: list[dict], budget_rows: list[tuple[str, float]]) -> None:
     worst = max(rows, key=lambda row: row["above_idle"])
     lines = [
         "# Worst-case memory per request (benchmarks/bench_limits.py)",
@@ -218,7 +239,13 @@ def write(rows: list[dict]) -> None:
         lines.append(f"| {row['request']} | `{row['api']}` | {row['seconds']:.1f} | {row['increase']:.0f} | "
                      f"{row['above_idle']:.0f} | {row['outcome']} |")
     lines += ["", f"Worst: {worst['request']} at {worst['above_idle']:.0f} MB above idle "
-              f"({'within' if worst['above_idle'] < TARGET_MB else 'OVER'} the {TARGET_MB} MB target).", ""]
+              f"({'within' if worst['above_idle'] < TARGET_MB else 'OVER'} the {TARGET_MB} MB target).", "",
+              "## The library's budgets for this model", "",
+              "`edits.worst_case_bytes` (tensors and arrays an operation holds at its limits; checked on tiny",
+              "models by tests/test_limits.py) evaluated with S, the peak tensor bytes of one synthesis of the",
+              f"default model measured here. They exclude the app's own copies (PNG encoding, Gradio).", "",
+              "| operation | budget (MB) |", "|---|---|"]
+    lines += [f"| {name} | {mb:.0f} |" for name, mb in budget_rows] + [""]
     RESULTS.write_text("\n".join(lines))
     print("\n".join(lines))
 
@@ -229,7 +256,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = run(args.quick)
     if not args.quick:
-        write(rows)
+        write(rows, budgets())
 
 
 if __name__ == "__main__":

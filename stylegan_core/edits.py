@@ -154,7 +154,8 @@ def worst_case_bytes(operation: str, synthesis_bytes: int, resolution: int) -> i
         # each blended layer runs twice; the mask, its finiteness check and one resized copy
         "feature_blend": 2 * synthesis_bytes + 3 * 4 * feature_blend.MAX_MASK_SIDE ** 2,
         # pairs of twice the width, each layer twice; plus the canvas of N images
-        "render_panorama": 4 * synthesis_bytes + feature_blend.MAX_PANORAMA_CODES * image,
+        "render_panorama": 4 * synthesis_bytes + min(feature_blend.MAX_PANORAMA_CODES,
+                                                     feature_blend.MAX_PANORAMA_SIDE // resolution) * image,
     }
     if operation not in budgets:
         raise ValueError(f"no budget for {operation!r}; known: {sorted(budgets)}")

@@ -31,9 +31,11 @@ MaskLike = Union[float, np.ndarray, torch.Tensor, MaskFunction]
 
 # Worst-case budgets (edits.worst_case_bytes; S = one synthesis, IMAGE = one float32 R x R image):
 # feature_blend: 2 S + 3 float32 copies of the mask (64 MB each at 4096 px); output R x R.
-# render_panorama: 4 S + N IMAGE for the canvas; output N R x R (32 x 1 at most).
+# render_panorama: 4 S + N IMAGE for the canvas; output N R x R, at most MAX_PANORAMA_SIDE long
+# (32 codes at 1024 px took 8 minutes and 1.5 GB here, benchmarks/results/limits.md).
 MAX_MASK_SIDE = 4096  # moves to codes.py; a larger painted mask only gets downscaled to R anyway
 MAX_PANORAMA_CODES = 32
+MAX_PANORAMA_SIDE = 16384  # moves to codes.py; 16 codes at 1024 px, 32 at 512 px
 MAX_SMOOTHING_SIGMA = 10.0
 # SOAT copies the first 4 of 18 rows from the pose source: the rows of the 4 px and 8 px layers.
 POSE_RESOLUTION = 8
@@ -301,7 +303,8 @@ def render_panorama(generator: Generator, codes: torch.Tensor, direction: str = 
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
     codes = check_code(generator, codes, "panorama codes", single=False)
-    count = check_whole_number(codes.shape[0], "the number of panorama codes", 2, MAX_PANORAMA_CODES)
+    count = check_whole_number(codes.shape[0], f"the number of panorama codes at {generator.resolution} px", 2,
+                               min(MAX_PANORAMA_CODES, MAX_PANORAMA_SIDE // generator.resolution))
     crossfade = check_number(crossfade, "the crossfade", 0.0, 0.5)
     size = generator.resolution
     return stitch_pairs(panorama_pairs(generator, codes, direction), count, size, direction,

@@ -86,6 +86,15 @@ def test_at_1024_px_the_grid_fits_its_side_limit_and_the_outputs_are_bounded():
         edits.style_mixing_grid(tiny_stylegan2(seed=0, resolution=32), range(16), range(16, 32))
 
 
+def test_a_panorama_is_at_most_its_side_limit_long(monkeypatch):
+    generator = tiny_stylegan2(seed=0, resolution=32)
+    monkeypatch.setattr(feature_blend, "MAX_PANORAMA_SIDE", 4 * 32)
+    codes = edits.random_codes(generator, range(5), 0.7)
+    assert feature_blend.render_panorama(generator, codes[:4]).shape[-1] == 4 * 32
+    with pytest.raises(ValueError, match="panorama codes at 32 px"):
+        feature_blend.render_panorama(generator, codes)
+
+
 def test_studio_refuses_a_grid_over_the_limit_with_a_user_message():
     with pytest.raises(studio.USER_ERRORS, match=f"between 1 and {edits.MAX_MIXING_SEEDS}"):
         seeds = studio.parse_seeds("0-15")
