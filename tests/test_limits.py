@@ -355,3 +355,37 @@ def test_limits_are_consistent():
     assert library.MAX_ENTRIES <= latents.MAX_CODES_PER_FILE
     assert latents.MAX_UNCOMPRESSED_BYTES >= latents.MAX_CODES_PER_FILE * latents.MAX_NUM_WS * latents.MAX_W_DIM * 4
     assert math.isfinite(latents.MAX_ABS_CODE_VALUE)
+
+
+# -- faces too small or cut off (dlib's real models) --------------------------------------------------
+@pytest.fixture(scope="module")
+def astronaut():
+    from pathlib import Path
+
+    return load_image(Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg")
+
+
+@pytest.mark.real
+def test_a_face_cut_off_by_the_border_is_refused_or_noted(astronaut):
+    from stylegan_core import align
+
+    box = align.detect_faces(astronaut)[0]
+    half = astronaut.crop((int(box.left + 0.4 * box.width), 0, astronaut.width, astronaut.height))
+    with pytest.raises(align.AlignError, match="cut off by the photo's border"):
+        align.align_face(half, 256)
+    no_chin = astronaut.crop((0, 0, astronaut.width, int(box.bottom - 0.25 * box.height)))
+    aligned = align.align_face(no_chin, 256)
+    assert any("cut off" in note for note in aligned.warnings)
+    assert not any("cut off" in note for note in align.align_face(astronaut, 256).warnings)
+
+
+@pytest.mark.real
+def test_a_face_below_the_minimum_size_gets_a_message_not_a_crop(astronaut):
+    from stylegan_core import align
+
+    small = astronaut.resize((80, 80), Image.Resampling.LANCZOS)  # found, but its crop is ~27 px
+    with pytest.raises(align.AlignError, match="only 27 px across; at least 32 px"):
+        align.align_face(small, 256)
+    speck = astronaut.resize((48, 48), Image.Resampling.LANCZOS)  # too small to be found at all
+    with pytest.raises(align.NoFaceError, match="No face was found"):
+        align.align_face(speck, 256)
