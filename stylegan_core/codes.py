@@ -18,20 +18,22 @@ INVERT_STEPS, DEFAULT_...   [1, 5000], 80        inversion steps in the app and 
 MAX_SEED                    2^32 - 1             a seed (numpy's RandomState)
 MAX_SEEDS_PER_CALL          16                   seeds in one Generate call or one seed range
 MAX_MIXING_SEEDS            8                    sources, and destinations, of one mixing grid
+MAX_GRID_SIDE               4096 px              a side of the style-mixing grid
 MAX_CODES_PER_CALL          32                   codes one call makes from seeds (panorama)
-MORPH_FRAMES, DEFAULT_...   [2, 240], 6          frames of a morph
+MORPH_FRAMES, DEFAULT_...   [2, 32], 6           frames of a morph
 MORPH_FPS, MAX_GIF_FPS      8, 50                GIF frame rate (GIF stores 1/100 s steps)
 EXPRESSION_STRENGTH, DEF..  [-5, 5], 1.0         lambda of expression transfer
 DEFAULT_SPLIT_RESOLUTION    64 px                style transfer: content rows up to here
 MIXING_LEVELS               coarse/middle/fine   the StyleGAN paper's style groups (px ranges)
 POSE_RESOLUTION             8 px                 SOAT pose rows (4 of 18 StyleGAN2 rows)
 MAX_PANORAMA_CODES          32                   codes of one panorama (at least 2)
+MAX_PANORAMA_SIDE           16384 px             length of a panorama (16 codes at 1024 px)
 SMOOTHING_SIGMA, DEFAULT..  [0, 10], 1.0         panorama smoothing along the sequence
-MAX_MASK_SIDE               8192 px              a blend mask
+MAX_MASK_SIDE               4096 px              a blend mask
 MAX_LIBRARY_ENTRIES         64                   codes in one visitor's library (~47 KB each)
-MAX_LATENT_BYTES            64 MB                a latent / library file
 MAX_IMAGE_BYTES             64 MB                an image file
 MAX_IMAGE_PIXELS            100 MP               an image, checked before decoding
+MAX_DECODED_BYTES           400 MB               an image's decoded pixels, checked before decoding
 MAX_UPLOAD_BYTES            64 MB                any upload to the app (Gradio's max_file_size)
 FILE_RETENTION_S            3600 s               outputs and uploads are deleted after this
 ==========================  ===================  ==================================================
@@ -56,9 +58,10 @@ INVERT_STEPS = (1, 5000)
 DEFAULT_INVERT_STEPS = 80  # about 42 s on a 2-core CPU with ffhq-mobile (benchmarks/results/invert.md)
 MAX_SEED = 2**32 - 1
 MAX_SEEDS_PER_CALL = 16
-MAX_MIXING_SEEDS = 8
+MAX_MIXING_SEEDS = 8  # a side of the style-mixing grid: (8 + 1)^2 cells, 8 + 8 + 64 renders
+MAX_GRID_SIDE = 4096  # px a side of the style-mixing grid (cells are downscaled to fit)
 MAX_CODES_PER_CALL = 32
-MORPH_FRAMES = (2, 240)
+MORPH_FRAMES = (2, 32)  # budget: 2 S + frames * IMAGE(R) (edits.worst_case_bytes)
 DEFAULT_MORPH_FRAMES = 6
 MORPH_FPS = 8
 MAX_GIF_FPS = 50
@@ -72,15 +75,17 @@ DEFAULT_MIXING_LEVEL = "coarse"
 # SOAT copies the first 4 of 18 rows from the pose source: the rows of the 4 px and 8 px layers.
 POSE_RESOLUTION = 8
 MAX_PANORAMA_CODES = MAX_CODES_PER_CALL
+# 32 codes at 1024 px took 8 minutes and 1.5 GB here (benchmarks/results/limits.md): 16 at 1024, 32 at 512 px.
+MAX_PANORAMA_SIDE = 16384
 SMOOTHING_SIGMA = (0.0, 10.0)
 DEFAULT_SMOOTHING_SIGMA = 1.0
-MAX_MASK_SIDE = 8192
+MAX_MASK_SIDE = 4096  # a larger painted mask only gets downscaled to R anyway
 MAX_LIBRARY_ENTRIES = 64
-MAX_LATENT_BYTES = 64 * 1024 * 1024
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
 # A 20000 x 20000 PNG of one colour is a few hundred KB on disk and 1.2 GB decoded; refuse by pixel
 # count before decoding. 100 MP still admits the photos of current phone and DSLR cameras.
 MAX_IMAGE_PIXELS = 100_000_000
+MAX_DECODED_BYTES = 400_000_000  # what decoding may allocate: a 100 MP RGB photo (PIL keeps RGB as 4 bytes)
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 FILE_RETENTION_S = 3600
 

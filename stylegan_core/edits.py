@@ -17,13 +17,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+import numpy as np
 import torch
+from PIL import Image
 
-from .codes import (DEFAULT_PSI, DEFAULT_SPLIT_RESOLUTION, EXPRESSION_STRENGTH, MAX_GIF_FPS, MORPH_FRAMES,
-                    InputError, check_code, check_number, check_psi, check_rows, check_whole_number, mixing_rows,
-                    random_codes, rows_within)
+from .codes import (DEFAULT_PSI, DEFAULT_SPLIT_RESOLUTION, EXPRESSION_STRENGTH, MAX_GIF_FPS, MAX_GRID_SIDE,
+                    MAX_MIXING_SEEDS, MORPH_FRAMES, InputError, check_code, check_number, check_psi, check_rows,
+                    check_whole_number, mixing_rows, random_codes, rows_within)
 from .generator import Generator
 from .images import tensor_to_pil
+
+# Worst-case budgets (limits in codes.py) are in terms of R, the model's resolution; IMAGE(R) =
+# 12 R^2 bytes, one [3, R, R] float32 image (12.6 MB at 1024 px); and S, the working memory of one
+# synthesis of one code (its feature maps, measured per model by benchmarks/bench_limits.py).
+# `worst_case_bytes` evaluates them; tests/test_limits.py measures every operation at its limits
+# on tiny models against them.
+MAX_MORPH_FRAMES = MORPH_FRAMES[1]  # the name the budgets (and tests lowering them) use
 
 # On the CPU one code at a time renders as fast per image as four (benchmarks/results/edits.md)
 # and holds a quarter of the feature memory, which matters with several users on one machine.
@@ -31,11 +40,45 @@ RENDER_BATCH = 1
 
 
 def render_codes(generator: Generator, ws: torch.Tensor, batch_size: int = RENDER_BATCH) -> torch.Tensor:
-    """Codes [B, num_ws, w_dim] -> images [B, 3, H, W] in [-1, 1], `batch_size` codes at a time
-    (bounds the memory of long morphs and big grids)."""
+    """Codes [B, num_ws, w_dim] -> images [B, 3, H, W] in [-1, 1], `batch_size` codes at a time,
+    each written straight into the preallocated result: memory is one synthesis plus the images."""
     ws = check_code(generator, ws, "codes", single=False)
+    images = None
     with torch.no_grad():
-        return torch.cat([generator.synthesis(chunk) for chunk in ws.split(batch_size)])
+        for start in range(0, ws.shape[0], batch_size):
+            rendered = generator.synthesis(ws[start:start + batch_size])
+            if images is None:
+                images = rendered.new_empty((ws.shape[0], *rendered.shape[1:]))
+            images[start:start + rendered.shape[0]] = rendered
+    return images
+
+
+def worst_case_bytes(operation: str, synthesis_bytes: int, resolution: int) -> int:
+    """The memory budget of an operation at its limits: the most bytes of tensors and arrays it
+    holds at once, for a model of `resolution` px one synthesis of which needs `synthesis_bytes`.
+
+    The operations on codes alone (morph_codes, crossover_codes, expression_transfer_codes,
+    style_mixing_codes) hold a few codes of ~50 KB and are not listed.
+    """
+    from . import feature_blend  # it builds on this module
+
+    image = 12 * resolution ** 2  # one [3, R, R] float32 image
+    grid_side = grid_cell_size(resolution, MAX_MIXING_SEEDS + 1) * (MAX_MIXING_SEEDS + 1)
+    # 2 S: the synthesis running, and up to one more S that the previous call leaves to be freed
+    budgets = {
+        "render_codes": 2 * synthesis_bytes + MAX_MORPH_FRAMES * image,
+        "morph_frames": 2 * synthesis_bytes + MAX_MORPH_FRAMES * image,
+        # the finished uint8 grid; one cell as uint8 tensor, PIL image, array and downscaled copy
+        "style_mixing_grid": 2 * synthesis_bytes + 3 * grid_side ** 2 + 4 * 3 * resolution ** 2,
+        # each blended layer runs twice; the mask, its finiteness check and one resized copy
+        "feature_blend": 2 * synthesis_bytes + 3 * 4 * feature_blend.MAX_MASK_SIDE ** 2,
+        # pairs of twice the width, each layer twice; plus the canvas of N images
+        "render_panorama": 4 * synthesis_bytes + min(feature_blend.MAX_PANORAMA_CODES,
+                                                     feature_blend.MAX_PANORAMA_SIDE // resolution) * image,
+    }
+    if operation not in budgets:
+        raise InputError(f"no budget for {operation!r}; known: {sorted(budgets)}")
+    return budgets[operation]
 
 
 # -- morph ------------------------------------------------------------------------------------
@@ -167,33 +210,59 @@ def style_mixing_codes(source: torch.Tensor, destination: torch.Tensor, rows: Se
     return mixed
 
 
+def grid_cell_size(resolution: int, cells_per_side: int) -> int:
+    """The side of one cell of a grid `cells_per_side` cells wide: the model's resolution, or less
+    so that the whole grid is at most MAX_GRID_SIDE px a side."""
+    return max(1, min(resolution, MAX_GRID_SIDE // cells_per_side))
+
+
+def render_cell(generator: Generator, ws: torch.Tensor, cell: int) -> np.ndarray:
+    """One code -> its image as [cell, cell, 3] uint8 (LANCZOS-downscaled when cell < resolution)."""
+    with torch.no_grad():
+        image = tensor_to_pil(generator.synthesis(ws))
+    if image.width != cell:
+        image = image.resize((cell, cell), Image.Resampling.LANCZOS)
+    return np.asarray(image)
+
+
 @dataclass
 class StyleMixingGrid:
-    """The StyleGAN paper's style-mixing figure and its pieces (images in [-1, 1])."""
+    """The StyleGAN paper's style-mixing figure: sources along the top, destinations down the
+    left, and in row d + 1, column s + 1 destination d with the styles of source s's level."""
 
-    image: torch.Tensor         # [3, (D + 1) H, (S + 1) W]: sources along the top, destinations down the left
-    sources: torch.Tensor       # [S, 3, H, W]: give the styles of the chosen level
-    destinations: torch.Tensor  # [D, 3, H, W]: give all other styles
-    mixes: torch.Tensor         # [D, S, 3, H, W]: mixes[d, s] = destination d with source s's level
-    rows: list[int]             # the W+ rows copied from the sources
+    image: np.ndarray          # [(D + 1) cell, (S + 1) cell, 3] uint8; the top-left cell is white
+    cell: int                  # the side of one cell in px (at most the model's resolution)
+    sources: torch.Tensor      # [S, num_ws, w_dim]: codes that give the styles of the chosen level
+    destinations: torch.Tensor  # [D, num_ws, w_dim]: codes that give all other styles
+    rows: list[int]            # the W+ rows copied from the sources
+
+    def cell_image(self, row: int, column: int) -> np.ndarray:
+        """The [cell, cell, 3] view of grid cell (row, column); (0, 0) is the white corner."""
+        return self.image[row * self.cell:(row + 1) * self.cell, column * self.cell:(column + 1) * self.cell]
 
 
 def style_mixing_grid(generator: Generator, source_seeds: Sequence[int], destination_seeds: Sequence[int],
-                      level: str = "coarse", psi: float = DEFAULT_PSI, batch_size: int = RENDER_BATCH) -> StyleMixingGrid:
+                      level: str = "coarse", psi: float = DEFAULT_PSI) -> StyleMixingGrid:
     """Render the style-mixing grid of seeds: each cell is a destination image with the `level`
-    styles ('coarse', 'middle' or 'fine', see `mixing_rows`) of a source image. The top-left
-    corner is white."""
+    styles ('coarse', 'middle' or 'fine', see `mixing_rows`) of a source image.
+
+    At most MAX_MIXING_SEEDS seeds a side. Cells are rendered one at a time, downscaled so the grid
+    is at most MAX_GRID_SIDE px a side and written into one preallocated uint8 image, so memory
+    stays one synthesis plus the finished grid (`worst_case_bytes('style_mixing_grid', ...)`).
+    """
+    for name, seeds in (("source", source_seeds), ("destination", destination_seeds)):
+        if not 1 <= len(seeds) <= MAX_MIXING_SEEDS:
+            raise InputError(f"give between 1 and {MAX_MIXING_SEEDS} {name} seeds, got {len(seeds)}")
     rows = mixing_rows(generator, level)
     sources = random_codes(generator, source_seeds, psi)
     destinations = random_codes(generator, destination_seeds, psi)
-    mixed = style_mixing_codes(sources, destinations, rows)
-    count_s, count_d = sources.shape[0], destinations.shape[0]
-    images = render_codes(generator, torch.cat([sources, destinations, mixed.flatten(0, 1)]), batch_size)
-    source_images, destination_images = images[:count_s], images[count_s:count_s + count_d]
-    mixes = images[count_s + count_d:].unflatten(0, (count_d, count_s))
-    corner = torch.ones_like(source_images[:1])
-    top = torch.cat([corner, source_images])
-    body = torch.cat([destination_images.unsqueeze(1), mixes], dim=1)  # [D, S + 1, 3, H, W]
-    table = torch.cat([top.unsqueeze(0), body])  # [D + 1, S + 1, 3, H, W]
-    grid = table.permute(2, 0, 3, 1, 4).flatten(3, 4).flatten(1, 2)  # rows of cells, then columns
-    return StyleMixingGrid(grid, source_images, destination_images, mixes, rows)
+    cell = grid_cell_size(generator.resolution, max(len(sources), len(destinations)) + 1)
+    grid = StyleMixingGrid(np.full(((len(destinations) + 1) * cell, (len(sources) + 1) * cell, 3), 255, np.uint8),
+                           cell, sources, destinations, rows)
+    for column, source in enumerate(sources.split(1), start=1):
+        grid.cell_image(0, column)[:] = render_cell(generator, source, cell)
+    for row, destination in enumerate(destinations.split(1), start=1):
+        grid.cell_image(row, 0)[:] = render_cell(generator, destination, cell)
+        for column, mixed in enumerate(style_mixing_codes(sources, destination, rows)[0].split(1), start=1):
+            grid.cell_image(row, column)[:] = render_cell(generator, mixed, cell)
+    return grid

@@ -23,13 +23,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .codes import (DEFAULT_PSI, MAX_MASK_SIDE, MAX_PANORAMA_CODES, POSE_RESOLUTION, SMOOTHING_SIGMA, InputError,
-                    check_code, check_number, check_psi, check_whole_number, layers_between, pose_rows, random_codes)  # noqa: F401 (layers_between: for callers)
+from .codes import (DEFAULT_PSI, MAX_MASK_SIDE, MAX_PANORAMA_CODES, MAX_PANORAMA_SIDE, POSE_RESOLUTION,
+                    SMOOTHING_SIGMA, InputError, check_code, check_number, check_psi, check_whole_number,
+                    layers_between, pose_rows, random_codes)  # noqa: F401 (layers_between: for callers)
 from .generator import Generator, LayerEditor, SynthesisLayer, SynthesisState
 
 MaskFunction = Callable[[int, int], torch.Tensor]
 MaskLike = Union[float, np.ndarray, torch.Tensor, MaskFunction]
 
+# Worst-case budgets (edits.worst_case_bytes; S = one synthesis, IMAGE = one float32 R x R image):
+# feature_blend: 2 S + 3 float32 copies of the mask (64 MB each at 4096 px); output R x R.
+# render_panorama: 4 S + N IMAGE for the canvas; output N R x R, at most MAX_PANORAMA_SIDE long.
 # Exact 0 and 1 survive resizing a mask only approximately; snap values this close to them.
 SNAP = 1e-6
 DIRECTIONS = {"horizontal": -1, "vertical": -2}  # the tensor axis a panorama grows along
@@ -282,7 +286,8 @@ def render_panorama(generator: Generator, codes: torch.Tensor, direction: str = 
     if direction not in DIRECTIONS:
         raise InputError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
     codes = check_code(generator, codes, "panorama codes", single=False)
-    count = check_whole_number(codes.shape[0], "the number of panorama codes", 2, MAX_PANORAMA_CODES)
+    count = check_whole_number(codes.shape[0], f"the number of panorama codes at {generator.resolution} px", 2,
+                               min(MAX_PANORAMA_CODES, MAX_PANORAMA_SIDE // generator.resolution))
     crossfade = check_number(crossfade, "the crossfade", 0.0, 0.5)
     size = generator.resolution
     return stitch_pairs(panorama_pairs(generator, codes, direction), count, size, direction,

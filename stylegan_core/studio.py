@@ -499,7 +499,7 @@ class Studio:
         destinations = codes.parse_seeds(destination_seeds, limit=codes.MAX_MIXING_SEEDS)
         with timed() as clock:
             grid = edits.style_mixing_grid(generator, sources, destinations, level, codes.check_psi(psi))
-        return self._result(library, model_name, tensor_to_pil(grid.image), f"style_mixing_{level}", clock)
+        return self._result(library, model_name, Image.fromarray(grid.image), f"style_mixing_{level}", clock)
 
     def blend(self, library: CodeLibrary, model_name: str, first: str, second: str, mask: BlendMask,
               pose_from_a: bool = False, resolutions: Optional[Sequence[int]] = None) -> EditResult:

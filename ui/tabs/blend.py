@@ -4,6 +4,8 @@ from typing import Optional
 import gradio as gr
 import numpy as np
 
+from stylegan_core import codes
+from stylegan_core.images import check_mask_image
 from stylegan_core.studio import BlendMask
 from ui.common import AppContext
 from ui.results import edit_outputs, show_edit
@@ -46,10 +48,12 @@ def painted_mask(editor_value) -> Optional[np.ndarray]:
     layers = editor_value.get("layers") if isinstance(editor_value, dict) else None
     if not layers:
         return None
+    for layer in layers:  # by size alone, before anything is converted
+        check_mask_image(layer, codes.MAX_MASK_SIDE)
     strokes = None
     for layer in layers:
         array = np.asarray(layer)
-        if array.ndim == 3 and array.shape[2] == 4:
+        if array.ndim == 3 and array.shape[2] == 4 and (strokes is None or array.shape[:2] == strokes.shape):
             alpha = array[..., 3].astype(np.float32) / 255.0
             strokes = alpha if strokes is None else np.maximum(strokes, alpha)
     return strokes
