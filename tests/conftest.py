@@ -1,4 +1,5 @@
-"""Shared test setup: offline, quiet, and one app server for the end-to-end tests."""
+"""Shared test setup: offline, quiet, the tiny model of every architecture, and one app server
+for the end-to-end tests."""
 import os
 import socket
 import subprocess
@@ -6,15 +7,46 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
+
+from stylegan_core.generator import Generator
+from stylegan_core.mobile_stylegan import tiny_mobile_stylegan
+from stylegan_core.stylegan2 import tiny_stylegan2
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER_START_TIMEOUT_S = 600  # a fresh machine fetches and converts the weights first
+
+
+# -- tiny models -------------------------------------------------------------------------------
+# One few-KB random model per registered architecture: seed -> generator (eval, frozen, with every
+# parameter random and non-zero). A new architecture registers its factory here, and the
+# generator-contract suite (test_generator_contract.py) then covers it.
+TINY_MODELS: dict[str, Callable[[int], Generator]] = {
+    "stylegan2": lambda seed: tiny_stylegan2(seed=seed),
+    "mobile_stylegan": lambda seed: tiny_mobile_stylegan(seed=seed),
+}
+
+
+def tiny_model(arch: str, seed: int = 0) -> Generator:
+    return TINY_MODELS[arch](seed)
+
+
+def tiny_codes(generator: Generator, batch: int = 1, seed: int = 0, psi: float = 1.0) -> torch.Tensor:
+    """W+ codes of seeded Gaussian z: [batch, num_ws, w_dim]."""
+    z = torch.randn(batch, generator.z_dim, generator=torch.Generator().manual_seed(seed))
+    return generator.mapping(z, psi)
+
+
+@pytest.fixture(scope="module", params=sorted(TINY_MODELS))
+def tiny(request) -> Generator:
+    """The tiny model of each architecture (module-scoped: tests must not change it)."""
+    return tiny_model(request.param)
 
 
 @pytest.fixture(autouse=True)

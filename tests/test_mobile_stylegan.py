@@ -135,7 +135,7 @@ def test_both_haar_upsample_implementations_agree(batch):
     assert dense.haar_weight is not None
     x = torch.randn(batch, 16, 4, 6, requires_grad=True)
     ws = torch.randn(batch, 1, 8, requires_grad=True)
-    outputs = [layer(SynthesisState(x), ws).x for layer in (dense, butterflies)]
+    outputs = [layer(SynthesisState(x), layer.styles(ws)).x for layer in (dense, butterflies)]
     torch.testing.assert_close(outputs[0], outputs[1])
     grads = [torch.autograd.grad(out.square().sum(), (x, ws)) for out in outputs]
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-4)

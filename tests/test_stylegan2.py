@@ -157,18 +157,18 @@ def test_styled_conv_adds_noise_after_demodulation_then_bias_act(tiny):
     x, ws = torch.randn(1, layer.weight.shape[1], 4, 4), codes(tiny)
     styles = layer.affine(ws[:, layer.rows[0]])
     pre = per_sample_reference(x, layer.weight, styles, True, True, layer.bias, layer.noise_const * layer.noise_strength)
-    torch.testing.assert_close(layer(SynthesisState(x), ws).x, F.leaky_relu(pre, 0.2) * math.sqrt(2))
+    torch.testing.assert_close(layer(SynthesisState(x), layer.styles(ws)).x, F.leaky_relu(pre, 0.2) * math.sqrt(2))
 
 
 def test_torgb_adds_to_the_upsampled_skip_image(tiny):
     layer = next(l for l in tiny.layers if l.name == "b16.torgb")
     assert isinstance(layer, ToRGB)
     x, img, ws = torch.randn(1, layer.weight.shape[1], 16, 16), torch.randn(1, 3, 8, 8), codes(tiny)
-    alone = layer(SynthesisState(x), ws).img
+    alone = layer(SynthesisState(x), layer.styles(ws)).img
     styles = layer.affine(ws[:, layer.rows[0]]) / math.sqrt(layer.weight.shape[1])
     expected = torch.einsum("bihw,oi,bi->bohw", x, layer.weight[:, :, 0, 0], styles) + layer.bias.view(1, 3, 1, 1)
     torch.testing.assert_close(alone, expected)
-    summed = layer(SynthesisState(x, img), ws).img
+    summed = layer(SynthesisState(x, img), layer.styles(ws)).img
     assert summed.shape == (1, 3, 16, 16)
     assert not torch.allclose(summed, alone)
 
@@ -185,9 +185,9 @@ def test_every_layer_goes_through_the_editor(tiny):
         def __init__(self):
             self.names = []
 
-        def layer(self, index, layer, state, ws):
+        def layer(self, index, layer, state, s):
             self.names.append(layer.name)
-            return layer(state, ws)
+            return layer(state, s)
 
     recorder = Recorder()
     ws = codes(tiny)
