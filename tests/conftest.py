@@ -12,7 +12,8 @@ from typing import Callable
 import pytest
 import torch
 
-from stylegan_core.generator import Generator
+from stylegan_core import zoo
+from stylegan_core.generator import Generator, LayerEditor, SynthesisState
 from stylegan_core.mobile_stylegan import tiny_mobile_stylegan
 from stylegan_core.stylegan2 import tiny_stylegan2
 
@@ -47,6 +48,44 @@ def tiny_codes(generator: Generator, batch: int = 1, seed: int = 0, psi: float =
 def tiny(request) -> Generator:
     """The tiny model of each architecture (module-scoped: tests must not change it)."""
     return tiny_model(request.param)
+
+
+class Widen(LayerEditor):
+    """Appends `extra` columns (the first ones again) to the input features, as a panorama span
+    does with the whole width; a partial width makes the layers tile and crop their noise maps."""
+
+    def __init__(self, extra: int):
+        self.extra = extra
+
+    def begin(self, state: SynthesisState, generator: Generator) -> SynthesisState:
+        return state.map(lambda t: torch.cat([t, t[..., : self.extra]], dim=-1))
+
+
+# -- weights folders ---------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def private_weights_folder(request, tmp_path_factory, monkeypatch):
+    """Every test but the real-weight ones gets an empty weights folder of its own, so no test
+    writes into (or silently depends on) the real one."""
+    if not (request.node.get_closest_marker("real") or request.node.get_closest_marker("browser")):
+        monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path_factory.mktemp("weights")))
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """A fresh weights folder (tmp_path / "weights"), no user configuration, the Hub offline, pip
+    without any index, and no models loaded. Returns tmp_path."""
+    monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path / "weights"))
+    for name in ("STYLEGAN_LOCAL_WEIGHTS", "STYLEGAN_CHECKPOINT", "HF_HOME", "HF_HUB_CACHE",
+                 "HUGGINGFACE_HUB_CACHE", "PIP_INDEX_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # ignore machine-wide pip config (indexes, find-links)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    (tmp_path / "wheels").mkdir()
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "wheels"))
+    zoo.clear_loaded_models()
+    yield tmp_path
+    zoo.clear_loaded_models()
 
 
 @pytest.fixture(autouse=True)

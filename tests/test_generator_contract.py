@@ -3,7 +3,7 @@ model of each registered architecture (`tiny` in conftest.py runs every test onc
 import pytest
 import torch
 
-from conftest import TINY_MODELS, tiny_codes, tiny_model
+from conftest import TINY_MODELS, Widen, tiny_codes, tiny_model
 from stylegan_core import feature_blend as fb
 from stylegan_core.export import load_generator_file, save_generator
 from stylegan_core.generator import LayerEditor, SynthesisState, architectures, build_generator
@@ -120,16 +120,12 @@ def test_identity_editor_is_bit_exact_and_sees_every_layer_in_order(tiny):
     assert recorder.calls == expected
 
 
-class Widen(LayerEditor):
-    """The input features twice as wide, as a panorama span has them."""
-
-    def begin(self, state, generator):
-        return state.map(lambda t: torch.cat([t, t], dim=-1))
-
-
-def test_layers_work_on_wider_inputs_for_panoramas(tiny):
-    wide = render(tiny, tiny_codes(tiny), Widen())
-    assert wide.shape == (1, 3, tiny.resolution, 2 * tiny.resolution) and torch.isfinite(wide).all()
+@pytest.mark.parametrize("extra", [1.0, 0.5])  # 0.5: noise maps tiled and cropped
+def test_layers_work_on_wider_inputs_for_panoramas(tiny, extra):
+    columns = round(extra * tiny.input_state(1).x.shape[-1])
+    wide = render(tiny, tiny_codes(tiny, batch=2), Widen(columns))
+    assert wide.shape == (2, 3, tiny.resolution, round((1 + extra) * tiny.resolution))
+    assert torch.isfinite(wide).all()
 
 
 @pytest.mark.parametrize("alpha, branch", [(0.0, 0), (1.0, 1)])
