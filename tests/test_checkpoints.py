@@ -8,9 +8,15 @@ checked against an independent computation, not against its own model.
 """
 from __future__ import annotations
 
+import codecs
+import collections
+import io
+import json
 import math
 import os
 import pickle
+import struct
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -24,7 +30,8 @@ from torch import nn
 from stylegan_core.cli import main as cli_main
 from stylegan_core.export import save_generator
 from stylegan_core.loading.files import describe_checkpoint, detect_format, read_checkpoint
-from stylegan_core.loading.safe_pickle import CheckpointError, UnsafeCheckpointError, read_pickle_file
+from stylegan_core.loading.safe_pickle import (TORCH_LEGACY_MAGIC, CheckpointError, UnsafeCheckpointError,
+                                               read_pickle_file, unpickle)
 from stylegan_core.loading.stylegan2_formats import infer_channel_formula
 from stylegan_core.stylegan2 import StyleGAN2
 
@@ -508,3 +515,163 @@ def test_inspect_exits_non_zero_for_unsafe_and_unreadable_files(tmp_path, capsys
     assert cli_main(["inspect", str(broken)]) == 1
     assert "unreadable" in capsys.readouterr().err
     assert not marker.exists()
+
+
+# -- crafted files: memory safety and allocation bounds (issue: a loader that cannot be crashed) -------
+class Reduces:
+    """Pickles as `function(*args)`, to craft exactly the calls a hostile file could make."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+def legacy_storage_bytes(declared_numel: int, stored_numel: int) -> bytes:
+    """torch's legacy storage stream (what NVlabs pickles embed) declaring `declared_numel` floats."""
+    stream = io.BytesIO()
+    for value in (TORCH_LEGACY_MAGIC, 1001, {"protocol_version": 1001, "little_endian": True,
+                                            "type_sizes": {"short": 2, "int": 4, "long": 4}}):
+        pickle.dump(value, stream, protocol=2)
+
+    class StoragePickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", torch.FloatStorage, "0", "cpu", declared_numel, None) if obj == "the storage" else None
+
+    StoragePickler(stream, protocol=2).dump("the storage")
+    pickle.dump(["0"], stream, protocol=2)
+    stream.write(struct.pack("<q", stored_numel) + np.arange(stored_numel, dtype="<f4").tobytes())
+    return stream.getvalue()
+
+
+def tensor_pickle(storage: bytes, size=(4,), stride=(1,)) -> bytes:
+    storage_object = Reduces(torch.storage._load_from_bytes, storage)
+    return pickle.dumps(Reduces(torch._utils._rebuild_tensor_v2, storage_object, 0, size, stride, False,
+                                collections.OrderedDict()), protocol=2)
+
+
+def test_an_honest_storage_stream_reads_back():
+    tensor = unpickle(tensor_pickle(legacy_storage_bytes(4, 4)))
+    assert torch.equal(tensor, torch.arange(4.0))
+
+
+@pytest.mark.parametrize("data, error", [
+    # numpy.ndarray called directly with an object dtype: its element would be a raw pointer
+    (pickle.dumps(Reduces(np.ndarray, (1,), "O", b"A" * 8), protocol=2), "calls numpy.ndarray directly"),
+    (pickle.dumps(np.array([None, 1], dtype=object), protocol=2), "not a plain number"),
+    (pickle.dumps(np.array([1.0, 2.0]), protocol=2)[:-1] + b")b.", "sets the state"),  # a second BUILD
+    (pickle.dumps(torch.zeros(2), protocol=2)[:-1] + b")b.", "sets the state of a Tensor"),
+    (b"\x80\x04\x8e" + struct.pack("<Q", 2**40) + b"xyz.", "truncated or corrupt"),  # 1 TB of bytes declared
+    (tensor_pickle(legacy_storage_bytes(10**9, 4)), "declares 4,000,000,000 bytes"),
+    (tensor_pickle(legacy_storage_bytes(4, 10**6)), "not .exactly. there"),
+    (tensor_pickle(legacy_storage_bytes(4, 4), size=(100,)), "outside its storage"),
+    (tensor_pickle(legacy_storage_bytes(4, 4), size=(2, 2), stride=(-1, 1)), "malformed"),
+])
+def test_crafted_pickles_are_refused_before_they_allocate_or_crash(data, error):
+    with pytest.raises(CheckpointError, match=error):
+        unpickle(data)
+
+
+def test_a_cyclic_network_is_refused_cleanly(tmp_path):
+    meta = (b"X\x04\x00\x00\x00typeX\x05\x00\x00\x00classX\n\x00\x00\x00class_nameX\t\x00\x00\x00Generator"
+            b"X\x05\x00\x00\x00state}q\x01(X\x08\x00\x00\x00_modules}q\x02u")
+    data = (b"\x80\x02ctorch_utils.persistence\n_reconstruct_persistent_obj\n}q\x00(" + meta + b"u\x85Rq\x03"
+            b"h\x02X\t\x00\x00\x00synthesish\x03s0.")  # modules['synthesis'] = the record itself
+    record = unpickle(data)
+    assert record.children["synthesis"] is record
+    with pytest.raises(CheckpointError, match="nested"):
+        record.tensors()
+    path = tmp_path / "cycle.pkl"
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError):
+        read_checkpoint(path)
+
+
+def test_a_small_pickle_cannot_build_much_more_than_it_holds():
+    text = "x" * 100_000
+    calls = [Reduces(codecs.encode, text, "latin1") for _ in range(50)]  # one memoised text, encoded 50 times
+    data = pickle.dumps(calls, protocol=2)
+    assert len(data) < 150_000
+    with pytest.raises(CheckpointError, match="builds more data than the file holds"):
+        unpickle(data)
+
+
+def safetensors_file(path: Path, header: dict, data: bytes = b"") -> Path:
+    encoded = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + data)
+    return path
+
+
+def test_crafted_safetensors_are_refused_before_they_allocate(tmp_path):
+    huge = {"__metadata__": {"format": "stylegan_core", "arch": "stylegan2", "config": "{}"},
+            "w": {"dtype": "F32", "shape": [100000, 100000], "data_offsets": [0, 40_000_000_000]}}
+    with pytest.raises(CheckpointError, match="outside the file"):
+        read_checkpoint(safetensors_file(tmp_path / "huge.safetensors", huge))
+    big_config = json.dumps(dict(resolution=1024, z_dim=512, w_dim=512, channel_base=4096, channel_max=512))
+    header = {"__metadata__": {"format": "stylegan_core", "format_version": "1", "arch": "stylegan2",
+                               "config": big_config}, "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}
+    with pytest.raises(CheckpointError, match="needs at least"):
+        read_checkpoint(safetensors_file(tmp_path / "config.safetensors", header, b"\0" * 4))
+
+
+# -- fuzzing: mutated tiny pickles only ever give CheckpointError ------------------------------------
+FUZZ_SCRIPT = r"""
+import os, random, resource, sys, traceback
+from pathlib import Path
+from stylegan_core.loading.files import read_checkpoint
+from stylegan_core.loading.safe_pickle import CheckpointError
+import pickle, pickletools
+
+def vm_bytes():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+
+headroom = 1536 << 20  # the loader may use this much address space; a multi-GB allocation fails
+resource.setrlimit(resource.RLIMIT_AS, (vm_bytes() + headroom, resource.RLIM_INFINITY))
+opcodes = [op.code.encode("latin1") for op in pickletools.opcodes]
+rng = random.Random(int(sys.argv[2]))
+work = Path(sys.argv[3])
+bases = [Path(p).read_bytes() for p in sys.argv[4:]]
+for index in range(int(sys.argv[1])):
+    data = bytearray(rng.choice(bases))
+    kind = index % 5
+    if kind == 0:  # flipped bytes
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+    elif kind == 1:  # opcodes swapped for others
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.choice(opcodes)[0]
+    elif kind == 2:  # truncated
+        data = data[: rng.randrange(1, len(data))]
+    elif kind == 3:  # a chunk repeated (duplicated opcodes, memo indices, lengths)
+        start = rng.randrange(len(data)); end = min(len(data), start + rng.randint(1, 64))
+        data[start:start] = data[start:end] * rng.randint(1, 4)
+    else:  # random bytes overwritten with large numbers (declared lengths)
+        position = rng.randrange(len(data))
+        data[position:position + 4] = rng.choice([b"\xff\xff\xff\x7f", b"\x00\x00\x00\x40", b"\xff\xff\xff\xff"])
+    path = work / f"mutant{index % 4}"
+    path.write_bytes(bytes(data))
+    try:
+        read_checkpoint(path)
+    except CheckpointError as error:
+        cause = error.__cause__
+        if isinstance(cause, MemoryError) or "allocate" in str(cause):
+            print(f"mutant {index} (kind {kind}): an allocation was attempted: {cause!r}"); sys.exit(1)
+    except BaseException:
+        print(f"mutant {index} (kind {kind}) raised something else:"); traceback.print_exc(); sys.exit(1)
+print("ok")
+"""
+
+
+def test_fuzzed_pickles_only_ever_give_checkpoint_errors(tmp_path, nvlabs_modules):
+    # Runs in a child process with a memory limit: a crash, a hang or a huge allocation fails the
+    # test instead of taking pytest down. FUZZ_COUNT / FUZZ_SEED run a longer or another campaign.
+    small = make_reference(resolution=8, channel_base=16, channel_max=2, z_dim=3, w_dim=2, mapping_layers=1)
+    bases = [write_nvlabs_pickle(tmp_path / f"base{protocol}.pkl", small, protocol) for protocol in (2, 4)]
+    bases.append(save_generator(read_checkpoint(bases[0]).generator, tmp_path / "base.safetensors"))
+    result = subprocess.run([sys.executable, "-c", FUZZ_SCRIPT, os.environ.get("FUZZ_COUNT", "400"), os.environ.get("FUZZ_SEED", "1"), str(tmp_path), *map(str, bases)],
+                            capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1],
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stdout[-3000:] + result.stderr[-3000:]

@@ -80,6 +80,8 @@ def read_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
         loaded = from_nvlabs_content(content) if kind == "pickle" else _from_state_dict_content(content)
     except CheckpointError as error:
         raise type(error)(f"{path.name}: {error}") from error
+    except RecursionError:  # a bug, not a bad file: the records' depth is bounded
+        raise
     except (KeyError, IndexError, TypeError, AttributeError, ValueError, RuntimeError) as error:
         # a structure no known writer makes
         raise CheckpointError(f"{path.name}: unexpected checkpoint structure ({type(error).__name__}: "

@@ -43,10 +43,6 @@ BUDGET_SLACK = 1 << 20
 CONTAINER_ITEM_BYTES = 64  # what a set/dict built from an iterable is charged per item
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # first object of a non-zip torch.save stream
 _NUMPY_KINDS = "biuf"
-_STORAGE_ITEM_BYTES = {
-    "FloatStorage": 4, "DoubleStorage": 8, "HalfStorage": 2, "BFloat16Storage": 2, "LongStorage": 8,
-    "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1, "BoolStorage": 1,
-}
 
 
 class CheckpointError(UserError, ValueError):
@@ -336,7 +332,7 @@ def unpickle(data: bytes) -> Any:
     check_opcodes(io.BytesIO(data))
     try:
         return _RestrictedUnpickler(data).load()
-    except CheckpointError:
+    except (CheckpointError, RecursionError):  # a RecursionError here would be a bug, not a bad file
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
             RuntimeError, struct.error, OverflowError, UnicodeDecodeError) as error:
@@ -356,55 +352,55 @@ def read_pickle_file(path: str | os.PathLike) -> Any:
 
 
 # -- tensor storages (torch's legacy format inside NVlabs pickles) ------------------------------------
-class _StorageHeaderReader(pickle._Unpickler):
-    """Reads the small pickles of a legacy torch.save stream and records the storages it declares,
-    so their sizes can be checked before torch allocates them."""
+# torch.save(storage) in the legacy format: pickles of the magic number, the protocol version and
+# system info, the storage as a persistent id ('storage', type, key, location, numel[, view]), the
+# list of keys; then per key its element count (int64) and raw little-endian data. Read here, with
+# every size checked, instead of by torch's loader (which allocates the declared size first).
+_STORAGE_DTYPES = {
+    "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
+    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8, "BoolStorage": torch.bool,
+}
 
-    def __init__(self, stream: io.BytesIO):
-        super().__init__(stream)
-        self.declared: list[tuple] = []
+
+class _StorageHeaderReader(pickle._Unpickler):
+    """Reads one small pickle of a legacy torch.save stream; storage types become their names and
+    the persistent id is returned as plain data."""
 
     def find_class(self, module: str, name: str) -> Any:
-        if module == "torch" and name in _STORAGE_ITEM_BYTES:
+        if module == "torch" and name in _STORAGE_DTYPES:
             return name
         raise UnsafeCheckpointError(f"a tensor storage in the pickle asks for {str(module)[:100]}.{str(name)[:100]}")
 
     def persistent_load(self, pid: Any) -> Any:
-        self.declared.append(pid)
+        return ("persistent", pid)
 
 
-def _declared_storage_bytes(data: bytes) -> int:
-    stream = io.BytesIO(data)
-    reader = None
-    for index in range(4):  # magic number, protocol version, system info, the storage
-        check_opcodes(stream)
-        reader = _StorageHeaderReader(stream)
-        value = reader.load()
-        if index == 0 and value != TORCH_LEGACY_MAGIC:
-            raise CheckpointError("a tensor storage in the pickle is not in torch's format")
-    total = 0
-    for pid in reader.declared:
-        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[1] in _STORAGE_ITEM_BYTES and type(pid[4]) is int
-                and pid[4] >= 0):
-            raise CheckpointError("malformed tensor storage declaration in the pickle")
-        total += pid[4] * _STORAGE_ITEM_BYTES[pid[1]]
-    return total
+def _small_pickle(stream: io.BytesIO) -> Any:
+    check_opcodes(stream)
+    return _StorageHeaderReader(stream).load()
 
 
 def load_storage_bytes(data: bytes) -> torch.TypedStorage:
-    """A storage from the bytes of torch.save(storage): sizes checked, then torch's safe loader."""
+    """A storage from the bytes of a legacy torch.save(storage), every size checked against the data."""
+    stream = io.BytesIO(data)
     try:
-        declared = _declared_storage_bytes(data)
-        if declared > len(data):
-            raise CheckpointError(f"a tensor storage declares {declared:,} bytes but holds {len(data):,}")
-        storage = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except CheckpointError:
+        magic, _protocol, system, storage, keys = (_small_pickle(stream) for _ in range(5))
+        pid = storage[1] if isinstance(storage, tuple) and len(storage) == 2 and storage[0] == "persistent" else None
+        if magic != TORCH_LEGACY_MAGIC or not isinstance(system, dict) or system.get("little_endian") is not True \
+                or not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage" and pid[1] in _STORAGE_DTYPES
+                        and type(pid[4]) is int and pid[4] >= 0 and keys == [pid[2]] and pid[5:] in ((), (None,))):
+            raise CheckpointError("a tensor storage in the pickle is not one plain little-endian storage")
+        dtype, numel = _STORAGE_DTYPES[pid[1]], pid[4]
+        (stored,) = struct.unpack("<q", stream.read(8))
+        raw = stream.read(numel * dtype.itemsize) if stored == numel else b""
+        if len(raw) != numel * dtype.itemsize or stream.read(1):
+            raise CheckpointError(f"a tensor storage declares {numel * dtype.itemsize:,} bytes of data that are "
+                                  "not (exactly) there")
+    except (CheckpointError, RecursionError):
         raise
-    except pickle.UnpicklingError as error:
-        raise UnsafeCheckpointError(f"a tensor storage in the pickle is not plain tensor data ({str(error)[:200]})") from error
-    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, RuntimeError, struct.error,
-            OverflowError) as error:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
+            struct.error, OverflowError, UnicodeDecodeError) as error:
         raise CheckpointError(f"corrupt tensor storage in the pickle ({type(error).__name__})") from error
-    if not isinstance(storage, torch.TypedStorage):
-        raise CheckpointError("a tensor storage in the pickle holds something else")
-    return storage
+    values = torch.frombuffer(bytearray(raw), dtype=dtype) if raw else torch.empty(0, dtype=dtype)
+    return torch.TypedStorage(wrap_storage=values.untyped_storage(), dtype=dtype, _internal=True)
