@@ -391,13 +391,37 @@ def test_rosinality_leftovers_are_reported(tmp_path, reference):
     assert "convs.0.conv.blur.kernel: resampling filter differs" in str(error.value)
 
 
+def test_channel_base_and_max_are_read_from_the_init_kwargs(tmp_path, nvlabs_modules):
+    # channels 37, 18, 9: no power-of-two formula fits them (inference would refuse this valid network)
+    reference = make_reference(seed=4, channel_base=150, channel_max=64)
+    generator = load_checkpoint(write_nvlabs_pickle(tmp_path / "odd_channels.pkl", reference))
+    assert generator.config["channel_base"] == 150 and generator.config["channel_max"] == 64
+    expected, got, _, _ = reference_images(reference, generator)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    reference._init_kwargs["synthesis_kwargs"]["channel_base"] = 160  # kwargs that contradict the tensors
+    with pytest.raises(CheckpointError, match="shape"):
+        load_checkpoint(write_nvlabs_pickle(tmp_path / "contradicting.pkl", reference))
+
+
+@pytest.mark.parametrize("where", ["mapping", "mapping_kwargs", "fc"])
+def test_a_mapping_activation_other_than_lrelu_is_refused(tmp_path, nvlabs_modules, reference, where):
+    if where == "mapping":
+        reference.mapping._init_kwargs["activation"] = "relu"
+    elif where == "mapping_kwargs":
+        reference._init_kwargs["mapping_kwargs"]["activation"] = "relu"
+    else:
+        reference.mapping.fc0._init_kwargs["activation"] = "relu"
+    with pytest.raises(CheckpointError, match="activation 'relu'.*only 'lrelu'"):
+        load_checkpoint(write_nvlabs_pickle(tmp_path / "relu.pkl", reference))
+
+
 def test_unsupported_networks_are_refused_clearly(tmp_path, nvlabs_modules, reference):
     reference.synthesis.b4._init_kwargs["architecture"] = "resnet"
     with pytest.raises(CheckpointError, match="'resnet' architecture is not supported"):
         load_checkpoint(write_nvlabs_pickle(tmp_path / "resnet.pkl", reference))
     reference.synthesis.b4._init_kwargs["architecture"] = "skip"
     reference._init_kwargs["c_dim"] = 10
-    with pytest.raises(CheckpointError, match="conditional"):
+    with pytest.raises(CheckpointError, match="class-conditional generators .c_dim=10. need a class label"):
         load_checkpoint(write_nvlabs_pickle(tmp_path / "conditional.pkl", reference))
     reference._init_kwargs["c_dim"] = 0
     reference.synthesis.input = Persistent()
