@@ -177,7 +177,10 @@ def _read_cached(target: Path, device: Union[str, torch.device]) -> Optional[Gen
         return _checked(export.read_generator_file(target, device, require_hash=True))
     except (export.ExportError, ModelError) as error:
         log.warning("converting again: the cached conversion %s is damaged (%s)", target.name, error)
-        target.unlink(missing_ok=True)
+        try:
+            target.unlink(missing_ok=True)
+        except OSError:  # a read-only cache folder: the new conversion goes to a writable one
+            pass
         return None
 
 
