@@ -19,6 +19,7 @@ import struct
 import subprocess
 import sys
 import types
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -637,6 +638,19 @@ def test_crafted_safetensors_are_refused_before_they_allocate(tmp_path):
                                "config": big_config}, "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}
     with pytest.raises(CheckpointError, match="needs at least"):
         read_checkpoint(safetensors_file(tmp_path / "config.safetensors", header, b"\0" * 4))
+
+
+def test_a_compressed_torch_zip_is_refused_before_inflating(tmp_path, reference):
+    honest = write_rosinality(tmp_path / "honest.pt", reference)
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(honest) as source, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as target:
+        for member in source.infolist():
+            target.writestr(member.filename, source.read(member))
+        target.writestr("honest/data/zeros", bytes(50_000_000))  # 50 MB that deflate to ~50 KB
+    assert bomb.stat().st_size < 1_000_000
+    with pytest.raises(CheckpointError, match="compressed or oversized members"):
+        read_checkpoint(bomb)
+    assert read_checkpoint(honest).source_format == "rosinality-pt"
 
 
 # -- fuzzing: mutated tiny pickles only ever give CheckpointError ------------------------------------

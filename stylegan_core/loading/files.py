@@ -16,6 +16,7 @@ import os
 import pickle
 import pickletools
 import struct
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,24 @@ def describe_checkpoint(path: str | os.PathLike) -> dict:
 
 
 # -- torch.save files ------------------------------------------------------------------------------
+def _check_zip_members(path: Path) -> None:
+    """torch writes its zip archives uncompressed; a compressed member could inflate to far more
+    than the file holds (a zip bomb), so only stored members whose sizes fit the file are read."""
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise CheckpointError(f"{path.name}: corrupt torch zip file ({str(error)[:200]})") from error
+    if any(m.compress_type != zipfile.ZIP_STORED or m.file_size > size for m in members) \
+            or sum(m.file_size for m in members) > size:
+        raise CheckpointError(f"{path.name}: a torch file with compressed or oversized members (torch never "
+                              "writes those): a corrupt or crafted file")
+
+
 def _read_torch_file(path: Path) -> Any:
+    if zipfile.is_zipfile(path):
+        _check_zip_members(path)
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):  # rosinality keeps its CLI args
             content = torch.load(path, map_location="cpu", weights_only=True)
