@@ -245,3 +245,22 @@ def test_entry_with_files_of_another_architecture_is_refused(hub_model, monkeypa
         entry.verified, entry.converter))
     with pytest.raises(zoo.ModelError, match="hold a stylegan2 model, expected mobile_stylegan"):
         zoo.load_model("tiny-hub")
+
+
+def test_a_zoo_model_loads_from_local_weights_when_the_weights_folder_cannot_be_created(isolated, monkeypatch):
+    original = tiny_stylegan2(seed=3)
+    local = isolated / "local"
+    local.mkdir()
+    source = save_rosinality(original, local / "g.pt")
+    file = WeightFile("tiny/g.pt", sha256=hashlib.sha256(source.read_bytes()).hexdigest(), size=source.stat().st_size)
+    monkeypatch.setitem(weights.KNOWN_FILES, file.file_id, file)
+    monkeypatch.setitem(zoo.MODELS, "tiny-local", zoo.ModelEntry("tiny-local", "stylegan2", "", 32, "", (file.file_id,),
+                                                                 verified=False, converter="checkpoint"))
+    blocker = isolated / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(blocker / "weights"))
+    monkeypatch.setenv("STYLEGAN_LOCAL_WEIGHTS", str(local))
+    monkeypatch.setattr(tempfile, "tempdir", str(isolated / "tmp"))
+    loaded = zoo.load_model("tiny-local")
+    assert torch.equal(render(loaded.generator), render(original))
+    assert "STYLEGAN_LOCAL_WEIGHTS" in loaded.source_description
