@@ -653,6 +653,18 @@ def test_a_compressed_torch_zip_is_refused_before_inflating(tmp_path, reference)
     assert read_checkpoint(honest).source_format == "rosinality-pt"
 
 
+def test_a_legacy_torch_file_declaring_more_than_it_holds_is_refused(tmp_path, reference):
+    honest = tmp_path / "legacy.pt"
+    torch.save(torch.load(write_rosinality(tmp_path / "zip.pt", reference)), honest, _use_new_zipfile_serialization=False)
+    assert detect_format(honest) == "torch-legacy"
+    assert read_checkpoint(honest).source_format == "rosinality-pt"
+    crafted = tmp_path / "crafted.pt"
+    crafted.write_bytes(legacy_storage_bytes(10**9, 4))
+    assert detect_format(crafted) == "torch-legacy"
+    with pytest.raises(CheckpointError, match="declares 4,000,000,000 bytes"):
+        read_checkpoint(crafted)
+
+
 # -- fuzzing: mutated tiny pickles only ever give CheckpointError ------------------------------------
 FUZZ_SCRIPT = r"""
 import os, random, resource, sys, traceback
@@ -709,6 +721,8 @@ def test_fuzzed_pickles_only_ever_give_checkpoint_errors(tmp_path, nvlabs_module
     small = make_reference(resolution=8, channel_base=16, channel_max=2, z_dim=3, w_dim=2, mapping_layers=1)
     bases = [write_nvlabs_pickle(tmp_path / f"base{protocol}.pkl", small, protocol) for protocol in (2, 4)]
     bases.append(save_generator(read_checkpoint(bases[0]).generator, tmp_path / "base.safetensors"))
+    bases.append(tmp_path / "base_legacy.pt")
+    torch.save(torch.load(write_rosinality(tmp_path / "base.pt", small)), bases[-1], _use_new_zipfile_serialization=False)
     result = subprocess.run([sys.executable, "-c", FUZZ_SCRIPT, os.environ.get("FUZZ_COUNT", "400"), os.environ.get("FUZZ_SEED", "1"), str(tmp_path), *map(str, bases)],
                             capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1],
                             env=dict(os.environ, OMP_NUM_THREADS="1"))

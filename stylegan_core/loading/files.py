@@ -12,6 +12,7 @@ runs; a truncated or corrupt file gives `CheckpointError`. Users load models wit
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import pickle
 import pickletools
@@ -24,7 +25,8 @@ import torch
 
 from .common import LoadedCheckpoint
 from .nvlabs import from_nvlabs_content
-from .safe_pickle import TORCH_LEGACY_MAGIC, CheckpointError, UnsafeCheckpointError, read_pickle_file
+from .safe_pickle import (TORCH_LEGACY_MAGIC, CheckpointError, UnsafeCheckpointError, check_legacy_torch_sizes,
+                          read_pickle_file)
 from .stylegan2_formats import stylegan2_from_nvlabs_state_dict, stylegan2_from_rosinality
 
 FORMAT_SAFETENSORS = "stylegan_core-safetensors"
@@ -125,12 +127,27 @@ def _check_zip_members(path: Path) -> None:
                               "writes those): a corrupt or crafted file")
 
 
-def _read_torch_file(path: Path) -> Any:
+def _checked_torch_source(path: Path) -> Path | io.BytesIO:
+    """What torch.load may read: a zip file whose members fit, or the bytes of a legacy file whose
+    declared sizes fit (from memory: a file object would allocate any length a read asks for)."""
     if zipfile.is_zipfile(path):
         _check_zip_members(path)
+        return path
+    try:
+        data = path.read_bytes()
+        check_legacy_torch_sizes(data)
+    except OSError as error:
+        raise CheckpointError(f"{path.name}: cannot read the file ({error.strerror or error})") from error
+    except CheckpointError as error:
+        raise type(error)(f"{path.name}: {error}") from error
+    return io.BytesIO(data)
+
+
+def _read_torch_file(path: Path) -> Any:
+    source = _checked_torch_source(path)
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):  # rosinality keeps its CLI args
-            content = torch.load(path, map_location="cpu", weights_only=True)
+            content = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
         if "nsupported" in str(error) or "global" in str(error).lower():
@@ -138,7 +155,8 @@ def _read_torch_file(path: Path) -> Any:
                 f"{path.name}: the file holds objects other than tensors and plain data, refused ({first_line})"
             ) from error
         raise CheckpointError(f"{path.name}: corrupt torch file ({first_line})") from error
-    except (RuntimeError, EOFError, ValueError, OSError, KeyError, struct.error) as error:
+    except (RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError, TypeError, AttributeError,
+            struct.error, OverflowError, AssertionError) as error:  # what torch raises for corrupt files
         raise CheckpointError(f"{path.name}: truncated or corrupt torch file ({type(error).__name__}: "
                               f"{str(error)[:200]})") from error
     return content

@@ -404,3 +404,66 @@ def load_storage_bytes(data: bytes) -> torch.TypedStorage:
         raise CheckpointError(f"corrupt tensor storage in the pickle ({type(error).__name__})") from error
     values = torch.frombuffer(bytearray(raw), dtype=dtype) if raw else torch.empty(0, dtype=dtype)
     return torch.TypedStorage(wrap_storage=values.untyped_storage(), dtype=dtype, _internal=True)
+
+
+# -- legacy torch.save files: the storages they declare, before torch allocates them ------------------
+class _Anything(dict):
+    """Stands in for every object of a legacy torch file while its declarations are read: accepts
+    any arguments and items, builds nothing."""
+
+    def __init__(self, *_args, **_kwargs):
+        super().__init__()
+
+    def append(self, _item: Any) -> None:
+        pass
+
+    def extend(self, _items: Any) -> None:
+        pass
+
+
+class _DeclarationReader(pickle._Unpickler):
+    """Walks the main pickle of a legacy torch.save file collecting its storage declarations."""
+
+    def __init__(self, stream: io.BytesIO):
+        super().__init__(stream)
+        self.declared: list[Any] = []
+
+    def find_class(self, module: str, name: str) -> Any:
+        return name if module == "torch" and name in _STORAGE_DTYPES else _Anything
+
+    def persistent_load(self, pid: Any) -> Any:
+        self.declared.append(pid)
+        return _Anything()
+
+    def load_build(self) -> None:
+        self.stack.pop()
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+    dispatch[pickle.BUILD[0]] = load_build
+
+
+def check_legacy_torch_sizes(data: bytes) -> None:
+    """CheckpointError unless the storages a legacy torch.save stream declares fit in its data
+    (torch's loader allocates each declared size before reading it) and the lengths its pickles
+    declare lie inside it."""
+    stream = io.BytesIO(data)
+    try:
+        for _ in range(3):  # magic number, protocol version, system info
+            _small_pickle(stream)
+        check_opcodes(stream)
+        reader = _DeclarationReader(stream)
+        reader.load()
+        check_opcodes(stream)  # the list of storage keys torch reads next
+    except (CheckpointError, RecursionError):
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
+            struct.error, OverflowError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"corrupt torch file ({type(error).__name__}: {str(error)[:200]})") from error
+    declared = 0
+    for pid in reader.declared:
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and isinstance(pid[1], str) and pid[1] in _STORAGE_DTYPES
+                and type(pid[4]) is int and pid[4] >= 0):
+            raise CheckpointError("malformed tensor storage declaration in the torch file")
+        declared += pid[4] * _STORAGE_DTYPES[pid[1]].itemsize
+    if declared > len(data):
+        raise CheckpointError(f"the torch file declares {declared:,} bytes of tensors but holds {len(data):,}")
