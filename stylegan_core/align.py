@@ -29,6 +29,7 @@ LANDMARK_FACE_SIZE = 256  # face boxes are resampled to about this width for the
 # weaker than the best one in the same image is dropped.
 RELATIVE_MIN_SCORE = 0.4
 MIN_FACE_PX = 32  # below this the crop has no usable detail
+EYE_AND_MOUTH_CORNERS = set(range(36, 48)) | {48, 54}  # the landmarks the FFHQ square is built from
 SOFT_UPSCALE = 4.0  # warn when the crop is enlarged more than this
 
 
@@ -259,12 +260,14 @@ def align_face(image: Image.Image, resolution: int = 1024, face_index: int = 0,
                          f"(numbered 0 to {len(faces) - 1}, largest first).")
     box = faces[face_index]
     landmarks = face_landmarks(image, box)
+    cut_off = _cut_off(landmarks, image.size)
     quad = ffhq_quad(landmarks)
     face_size = float(np.linalg.norm(quad[3] - quad[0]))
     if face_size < MIN_FACE_PX:
         raise AlignError(f"The face is only {face_size:.0f} px across; at least {MIN_FACE_PX} px are needed. "
                          "Use a larger photo.")
-    notes = []
+    notes = [f"The face is cut off by the photo's border ({len(cut_off)} of 68 landmarks outside it); "
+             "that part of the crop is filled in."] if cut_off else []
     if resolution / face_size > SOFT_UPSCALE:
         notes.append(f"The face is only {face_size:.0f} px across in the photo: the {resolution} px crop is "
                      f"enlarged {resolution / face_size:.0f}x and will look soft, and so will the inversion.")
@@ -274,6 +277,16 @@ def align_face(image: Image.Image, resolution: int = 1024, face_index: int = 0,
         image=warp_quad(image, quad, resolution), quad=quad, source_size=image.size, face_box=box,
         landmarks=landmarks, face_index=face_index, num_faces=len(faces), warnings=notes,
     )
+
+
+def _cut_off(landmarks: np.ndarray, size: tuple[int, int]) -> list[int]:
+    """The landmarks outside the photo; AlignError when an eye or a mouth corner is among them,
+    since the FFHQ square is built from those and would rest on guessed positions."""
+    outside = np.nonzero((landmarks < 0).any(axis=1) | (landmarks >= size).any(axis=1))[0].tolist()
+    if set(outside) & EYE_AND_MOUTH_CORNERS:
+        raise AlignError("The face is cut off by the photo's border (an eye or the mouth is outside it), so it "
+                         "cannot be aligned. Use a photo that shows the whole face, or use the whole image.")
+    return outside
 
 
 def center_crop(image: Image.Image, resolution: int = 1024) -> AlignedFace:

@@ -3,16 +3,23 @@
 Each subcommand is one `add_<name>(subparsers)` function that declares its arguments and sets
 `run` to the function doing the work (args -> exit code). To add one, write that pair and append
 the `add_` function to SUBCOMMANDS.
+
+Errors follow the one rule of `stylegan_core.errors`: a `UserError` is printed as "error: ..." (exit
+code 1); anything else is a bug, printed with its stack trace (exit code 2).
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 from typing import Optional, Sequence
 
+from . import codes
+from .errors import UserError
 
-class CommandError(Exception):
+
+class CommandError(UserError):
     """A problem with the command's input that the user can fix; printed without a stack trace."""
 
 
@@ -23,7 +30,9 @@ def add_generate(subparsers) -> None:
     seeds = parser.add_mutually_exclusive_group(required=True)
     seeds.add_argument("--seed", type=int, help="one seed")
     seeds.add_argument("--seeds", help="several seeds, e.g. '1,2,5-8'")
-    parser.add_argument("--psi", type=float, default=0.7, help="truncation psi (1 = no truncation; default 0.7)")
+    parser.add_argument("--psi", type=float, default=codes.DEFAULT_PSI,
+                        help=f"truncation psi in [{codes.PSI_RANGE[0]:g}, {codes.PSI_RANGE[1]:g}] "
+                             f"(1 = no truncation; default {codes.DEFAULT_PSI})")
     add_model_arguments(parser)
     parser.add_argument("--out", required=True,
                         help="output PNG; with several seeds '{seed}' in the name is replaced by the seed, "
@@ -62,23 +71,26 @@ def run_generate(args: argparse.Namespace) -> int:
     import torch
 
     from .images import tensor_to_pil
-    from .studio import StudioError, check_psi, parse_seeds
 
-    try:
-        seeds = parse_seeds(args.seed if args.seeds is None else args.seeds)
-        psi = check_psi(args.psi)
-    except StudioError as error:
-        raise CommandError(str(error)) from error
+    seeds = codes.parse_seeds(args.seed if args.seeds is None else args.seeds)
+    psi = codes.check_psi(args.psi)
     generator = load_model_from_args(args).generator
     for seed in seeds:
         with torch.no_grad():
-            ws = generator.mapping(generator.seed_to_z(seed).to(generator.device), psi=psi)
-            image = generator.synthesis(ws)
+            image = generator.synthesis(codes.random_codes(generator, [seed], psi))
         path = output_path(args.out, seed, several=len(seeds) > 1)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tensor_to_pil(image).save(path)
+        write_file(path, lambda target: tensor_to_pil(image).save(target))
         print(path)
     return 0
+
+
+def write_file(path: Path, write) -> None:
+    """Create the folder and write; a path the user cannot write to is their problem to fix."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(path)
+    except OSError as error:
+        raise CommandError(f"cannot write {path}: {error.strerror or error}") from error
 
 
 # -- models and fetch ------------------------------------------------------------------------------
@@ -110,7 +122,10 @@ def run_fetch(args: argparse.Namespace) -> int:
 
     file_ids: list[str] = []
     for name in args.names or [zoo.DEFAULT_MODEL]:
-        file_ids += list(zoo.MODELS[name].file_ids) if name in zoo.MODELS else [weights.known_file(name).file_id]
+        if name not in zoo.MODELS and name not in weights.KNOWN_FILES:
+            raise CommandError(f"{name!r} is neither a zoo model ({', '.join(zoo.model_names())}) "
+                               f"nor a known weight file ({', '.join(sorted(weights.KNOWN_FILES))})")
+        file_ids += list(zoo.MODELS[name].file_ids) if name in zoo.MODELS else [name]
     for file_id in file_ids:
         resolved = weights.resolve(file_id)
         print(f"{file_id}\t{resolved.path}\t{resolved.source}")
@@ -129,10 +144,12 @@ def add_invert(subparsers) -> None:
                     "latent.npz and metrics.json into DIR.")
     parser.add_argument("photo", help="the photo (any format PIL reads)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
-    parser.add_argument("--steps", type=int, default=defaults.steps, help=f"optimisation steps (default {defaults.steps})")
+    parser.add_argument("--steps", type=int, default=defaults.steps,
+                        help=f"optimisation steps (default {defaults.steps})")
     parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                         help="stop after this many seconds (the learning-rate schedule follows the clock)")
-    parser.add_argument("--space", choices=["w+", "w"], default=defaults.space, help="latent space (default w+)")
+    parser.add_argument("--space", choices=codes.SPACES, default=defaults.space,
+                        help=f"latent space (default {defaults.space})")
     parser.add_argument("--lr", type=float, default=defaults.learning_rate,
                         help=f"Adam learning rate of the shared w (default {defaults.learning_rate})")
     parser.add_argument("--row-lr", type=float, default=defaults.row_learning_rate,
@@ -218,9 +235,25 @@ def add_inspect(subparsers) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from .checkpoints import run_inspect as inspect_checkpoint
+    """Print the description, or the reason the file was refused (exit 1)."""
+    from .loading.files import describe_checkpoint
+    from .loading.safe_pickle import CheckpointError, UnsafeCheckpointError
 
-    return inspect_checkpoint(args.path)
+    try:
+        description = describe_checkpoint(args.path)
+    except UnsafeCheckpointError as error:
+        print(f"refused (unsafe): {error}", file=sys.stderr)
+        return 1
+    except CheckpointError as error:
+        print(f"unreadable: {error}", file=sys.stderr)
+        return 1
+    for key in ("path", "kind", "resolution", "num_ws", "w_dim", "z_dim", "parameters", "source_format"):
+        value = description[key]
+        print(f"{key:14s}{value:,}" if key == "parameters" else f"{key:14s}{value}")
+    print(f"{'config':14s}{description['config']}")
+    for note in description["notes"]:
+        print(f"{'note':14s}{note}")
+    return 0
 
 
 # -- entry point -----------------------------------------------------------------------------------
@@ -243,6 +276,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     heap_reuse(True)  # faster repeated 1024 px forwards (see runtime.heap_reuse)
     try:
         return args.run(args)
-    except (CommandError, ValueError, OSError) as error:  # user-fixable: bad input, missing weights
+    except UserError as error:  # bad input, missing weights, an unreadable file: the message says what to do
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except Exception:  # noqa: BLE001 - a bug: the stack trace is what a report needs
+        traceback.print_exc()
+        print("error: an unexpected error (a bug; please report it with the trace above)", file=sys.stderr)
+        return 2

@@ -6,105 +6,33 @@ figure. Each is a function of codes -> codes; `render_codes`, `morph_frames` and
 batch 1; a [num_ws, w_dim] tensor is read as one code). Images are [batch, 3, H, W] in [-1, 1]
 (`stylegan_core.images.tensor_to_pil` converts them).
 
-Rows are chosen by the resolution of the layers they drive (`Generator.describe_rows`), never by
-a fixed index, so the same call works for 23-row MobileStyleGAN and 18-row StyleGAN2 models.
+Rows are chosen by the resolution of the layers they drive (`codes.rows_within`, `codes.mixing_rows`),
+never by a fixed index, so the same call works for 23-row MobileStyleGAN and 18-row StyleGAN2 models.
+Code checks, seed -> code (`random_codes`) and every limit live in `stylegan_core.codes`.
 """
 from __future__ import annotations
 
-import math
-import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+import numpy as np
 import torch
+from PIL import Image
 
+from .codes import (DEFAULT_PSI, DEFAULT_SPLIT_RESOLUTION, EXPRESSION_STRENGTH, MAX_GIF_FPS, MAX_GRID_SIDE,
+                    MAX_MIXING_SEEDS, MORPH_FRAMES, InputError, check_code, check_number, check_psi, check_rows,
+                    check_whole_number, mixing_rows, random_codes, rows_within)
 from .generator import Generator
 from .images import tensor_to_pil
 
-MAX_MORPH_FRAMES = 240
-MAX_GIF_FPS = 50  # GIF stores frame durations in 1/100 s: faster rates are not representable
-MAX_EXPRESSION_STRENGTH = 5.0
-PSI_RANGE = (-1.0, 2.0)
-MAX_SEEDS = 64
-# Image2StyleGAN's style transfer: rows of the 4-64 px layers from the content image (9 of 18 rows).
-IMAGE2STYLEGAN_SPLIT_RESOLUTION = 64
-# The StyleGAN paper's style groups, as (lowest, highest) resolution of the layers a row drives.
-MIXING_LEVELS = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, 1 << 20)}
-
-
-# -- validation ----------------------------------------------------------------------------------
-def check_code(generator: Generator, ws: Optional[torch.Tensor], name: str = "code",
-               single: bool = True) -> torch.Tensor:
-    """Validate a code for `generator` and return it as a float tensor [batch, num_ws, w_dim] on
-    the generator's device. A [num_ws, w_dim] tensor is one code. Raises ValueError when the code
-    is missing, has the shape of another model, is not finite, or (single=True) holds several codes.
-    """
-    expected = f"[1, {generator.num_ws}, {generator.w_dim}]"
-    if ws is None:
-        raise ValueError(f"the {name} is missing: give a W+ code of shape {expected}")
-    if not isinstance(ws, torch.Tensor):
-        raise ValueError(f"the {name} must be a tensor of shape {expected}, got a {type(ws).__name__}")
-    if ws.dim() == 2:
-        ws = ws.unsqueeze(0)
-    if ws.dim() != 3 or tuple(ws.shape[1:]) != (generator.num_ws, generator.w_dim) or ws.shape[0] == 0:
-        raise ValueError(
-            f"the {name} has shape {list(ws.shape)}, but this {generator.arch} model takes codes of "
-            f"shape {expected} (is it a code of another model?)"
-        )
-    if single and ws.shape[0] != 1:
-        raise ValueError(f"the {name} must be one code ({expected}), got a batch of {ws.shape[0]}")
-    if not torch.isfinite(ws).all():
-        raise ValueError(f"the {name} contains NaN or infinite values")
-    return ws.to(device=generator.device, dtype=torch.float32)
-
-
-def check_whole_number(value: int, name: str, low: int, high: int) -> int:
-    """An int (or a float with no fraction, as sliders send) in [low, high]; else ValueError."""
-    whole = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
-    if isinstance(value, bool) or not whole:
-        raise ValueError(f"{name} must be a whole number in [{low}, {high}], got {value!r}")
-    if not low <= int(value) <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
-    return int(value)
-
-
-def check_number(value: float, name: str, low: float, high: float) -> float:
-    """A finite number in [low, high]; else ValueError."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}") from None
-    if not (math.isfinite(number) and low <= number <= high):
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
-    return number
-
-
-def check_rows(generator: Generator, rows: Optional[Sequence[int]], name: str = "rows") -> list[int]:
-    """None -> all rows; otherwise a non-empty list of distinct row indices in [0, num_ws)."""
-    if rows is None:
-        return list(range(generator.num_ws))
-    rows = list(rows)
-    if not rows:
-        raise ValueError(f"{name} is empty: choose at least one of the rows 0..{generator.num_ws - 1}")
-    for row in rows:
-        check_whole_number(row, f"each of the {name}", 0, generator.num_ws - 1)
-    return sorted({int(row) for row in rows})
-
-
-# -- codes from seeds and rendering ----------------------------------------------------------
-def random_codes(generator: Generator, seeds: Sequence[int], psi: float = 1.0) -> torch.Tensor:
-    """The W+ codes of `seeds` (z from `generator.seed_to_z`), truncated towards w_avg by psi:
-    [len(seeds), num_ws, w_dim]."""
-    seeds = list(seeds)
-    if not 1 <= len(seeds) <= MAX_SEEDS:
-        raise ValueError(f"give between 1 and {MAX_SEEDS} seeds, got {len(seeds)}")
-    psi = check_number(psi, "the truncation psi", *PSI_RANGE)
-    z = torch.cat([generator.seed_to_z(seed) for seed in seeds]).to(generator.device)
-    with torch.no_grad():
-        return generator.mapping(z, psi=psi)
-
+# Worst-case budgets (limits in codes.py) are in terms of R, the model's resolution; IMAGE(R) =
+# 12 R^2 bytes, one [3, R, R] float32 image (12.6 MB at 1024 px); and S, the working memory of one
+# synthesis of one code (its feature maps, measured per model by benchmarks/bench_limits.py).
+# `worst_case_bytes` evaluates them; tests/test_limits.py measures every operation at its limits
+# on tiny models against them.
+MAX_MORPH_FRAMES = MORPH_FRAMES[1]  # the name the budgets (and tests lowering them) use
 
 # On the CPU one code at a time renders as fast per image as four (benchmarks/results/edits.md)
 # and holds a quarter of the feature memory, which matters with several users on one machine.
@@ -112,24 +40,58 @@ RENDER_BATCH = 1
 
 
 def render_codes(generator: Generator, ws: torch.Tensor, batch_size: int = RENDER_BATCH) -> torch.Tensor:
-    """Codes [B, num_ws, w_dim] -> images [B, 3, H, W] in [-1, 1], `batch_size` codes at a time
-    (bounds the memory of long morphs and big grids)."""
+    """Codes [B, num_ws, w_dim] -> images [B, 3, H, W] in [-1, 1], `batch_size` codes at a time,
+    each written straight into the preallocated result: memory is one synthesis plus the images."""
     ws = check_code(generator, ws, "codes", single=False)
+    images = None
     with torch.no_grad():
-        return torch.cat([generator.synthesis(chunk) for chunk in ws.split(batch_size)])
+        for start in range(0, ws.shape[0], batch_size):
+            rendered = generator.synthesis(ws[start:start + batch_size])
+            if images is None:
+                images = rendered.new_empty((ws.shape[0], *rendered.shape[1:]))
+            images[start:start + rendered.shape[0]] = rendered
+    return images
+
+
+def worst_case_bytes(operation: str, synthesis_bytes: int, resolution: int) -> int:
+    """The memory budget of an operation at its limits: the most bytes of tensors and arrays it
+    holds at once, for a model of `resolution` px one synthesis of which needs `synthesis_bytes`.
+
+    The operations on codes alone (morph_codes, crossover_codes, expression_transfer_codes,
+    style_mixing_codes) hold a few codes of ~50 KB and are not listed.
+    """
+    from . import feature_blend  # it builds on this module
+
+    image = 12 * resolution ** 2  # one [3, R, R] float32 image
+    grid_side = grid_cell_size(resolution, MAX_MIXING_SEEDS + 1) * (MAX_MIXING_SEEDS + 1)
+    # 2 S: the synthesis running, and up to one more S that the previous call leaves to be freed
+    budgets = {
+        "render_codes": 2 * synthesis_bytes + MAX_MORPH_FRAMES * image,
+        "morph_frames": 2 * synthesis_bytes + MAX_MORPH_FRAMES * image,
+        # the finished uint8 grid; one cell as uint8 tensor, PIL image, array and downscaled copy
+        "style_mixing_grid": 2 * synthesis_bytes + 3 * grid_side ** 2 + 4 * 3 * resolution ** 2,
+        # each blended layer runs twice; the mask, its finiteness check and one resized copy
+        "feature_blend": 2 * synthesis_bytes + 3 * 4 * feature_blend.MAX_MASK_SIDE ** 2,
+        # pairs of twice the width, each layer twice; plus the canvas of N images
+        "render_panorama": 4 * synthesis_bytes + min(feature_blend.MAX_PANORAMA_CODES,
+                                                     feature_blend.MAX_PANORAMA_SIDE // resolution) * image,
+    }
+    if operation not in budgets:
+        raise InputError(f"no budget for {operation!r}; known: {sorted(budgets)}")
+    return budgets[operation]
 
 
 # -- morph ------------------------------------------------------------------------------------
 def _check_pair(w1: torch.Tensor, w2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     for name, ws in (("first code", w1), ("second code", w2)):
         if ws is None:
-            raise ValueError(f"the {name} is missing")
+            raise InputError(f"the {name} is missing")
         if not isinstance(ws, torch.Tensor) or ws.dim() not in (2, 3):
-            raise ValueError(f"the {name} must be a tensor [1, num_ws, w_dim]")
+            raise InputError(f"the {name} must be a tensor [1, num_ws, w_dim]")
     w1 = w1 if w1.dim() == 3 else w1.unsqueeze(0)
     w2 = w2 if w2.dim() == 3 else w2.unsqueeze(0)
     if w1.shape != w2.shape or w1.shape[0] != 1:
-        raise ValueError(
+        raise InputError(
             f"the two codes must be single codes of one model, got shapes {list(w1.shape)} and {list(w2.shape)}"
         )
     return w1, w2
@@ -139,7 +101,7 @@ def morph_codes(w1: torch.Tensor, w2: torch.Tensor, n: int) -> torch.Tensor:
     """`n` codes from w1 to w2, linear in W+: [n, num_ws, w_dim]; the first is w1 and the last
     w2 exactly (torch.lerp is exact at weights 0 and 1)."""
     w1, w2 = _check_pair(w1, w2)
-    n = check_whole_number(n, "the number of frames", 2, MAX_MORPH_FRAMES)
+    n = check_whole_number(n, "the number of frames", *MORPH_FRAMES)
     weights = torch.linspace(0, 1, n, device=w1.device, dtype=w1.dtype).view(n, 1, 1)
     return torch.lerp(w1, w2.to(w1), weights)
 
@@ -149,7 +111,7 @@ def slerp(z1: torch.Tensor, z2: torch.Tensor, t: Union[float, torch.Tensor]) -> 
     1-D tensor): [len(t), z_dim]. Unlike a straight line, the path keeps the norm typical of a
     Gaussian sample (Tom White, "Sampling Generative Networks"). Exact at t = 0 and t = 1."""
     if z1.shape != z2.shape or z1.dim() != 2 or z1.shape[0] != 1:
-        raise ValueError(f"slerp takes two [1, z_dim] latents, got {list(z1.shape)} and {list(z2.shape)}")
+        raise InputError(f"slerp takes two [1, z_dim] latents, got {list(z1.shape)} and {list(z2.shape)}")
     t = torch.as_tensor(t, dtype=torch.float64, device=z1.device).reshape(-1, 1)
     a, b = z1.double(), z2.double()
     cos_angle = (a * b).sum() / (a.norm() * b.norm())
@@ -162,8 +124,8 @@ def slerp(z1: torch.Tensor, z2: torch.Tensor, t: Union[float, torch.Tensor]) -> 
 
 def morph_seed_codes(generator: Generator, seed1: int, seed2: int, n: int, psi: float = 1.0) -> torch.Tensor:
     """`n` codes between two random seeds, spherical in Z then mapped: [n, num_ws, w_dim]."""
-    n = check_whole_number(n, "the number of frames", 2, MAX_MORPH_FRAMES)
-    psi = check_number(psi, "the truncation psi", *PSI_RANGE)
+    n = check_whole_number(n, "the number of frames", *MORPH_FRAMES)
+    psi = check_psi(psi)
     z = slerp(generator.seed_to_z(seed1), generator.seed_to_z(seed2), torch.linspace(0, 1, n))
     with torch.no_grad():
         return generator.mapping(z.to(generator.device), psi=psi)
@@ -182,11 +144,11 @@ def frames_to_gif(frames: Sequence[torch.Tensor], path: Union[str, os.PathLike],
     """Write [3, H, W] (or [1, 3, H, W]) frames in [-1, 1] as a looping animated GIF at `fps`.
     `boomerang` appends the frames backwards so the loop plays there and back without a jump."""
     if not frames:
-        raise ValueError("no frames to write")
+        raise InputError("no frames to write")
     fps = check_number(fps, "the frame rate (fps)", 0.1, MAX_GIF_FPS)
     images = [tensor_to_pil(frame) for frame in frames]
     if len({image.size for image in images}) != 1:
-        raise ValueError("all frames must have the same size")
+        raise InputError("all frames must have the same size")
     if boomerang and len(images) > 2:
         images += images[-2:0:-1]
     path = Path(path)
@@ -197,7 +159,7 @@ def frames_to_gif(frames: Sequence[torch.Tensor], path: Union[str, os.PathLike],
 
 # -- style transfer (crossover) ---------------------------------------------------------------
 def crossover_codes(generator: Generator, content: torch.Tensor, style: torch.Tensor,
-                    split_resolution: int = IMAGE2STYLEGAN_SPLIT_RESOLUTION) -> torch.Tensor:
+                    split_resolution: int = DEFAULT_SPLIT_RESOLUTION) -> torch.Tensor:
     """Image2StyleGAN style transfer: the rows driving layers up to `split_resolution` px come
     from `content`, the rows of the finer layers from `style`: [1, num_ws, w_dim].
 
@@ -208,7 +170,7 @@ def crossover_codes(generator: Generator, content: torch.Tensor, style: torch.Te
     content = check_code(generator, content, "content code")
     style = check_code(generator, style, "style code")
     split = check_whole_number(split_resolution, "the split resolution", 0, generator.resolution)
-    style_rows = [info.row for info in generator.describe_rows() if info.used and info.resolution > split]
+    style_rows = rows_within(generator, split + 1)
     mixed = content.clone()
     mixed[:, style_rows] = style[:, style_rows]
     return mixed
@@ -227,7 +189,7 @@ def expression_transfer_codes(generator: Generator, target: torch.Tensor, with_e
     target = check_code(generator, target, "target code (w1)")
     w2 = check_code(generator, with_expression, "code with the expression (w2)")
     w3 = check_code(generator, without_expression, "code without the expression (w3)")
-    strength = check_number(strength, "the strength lambda", -MAX_EXPRESSION_STRENGTH, MAX_EXPRESSION_STRENGTH)
+    strength = check_number(strength, "the strength lambda", *EXPRESSION_STRENGTH)
     rows = check_rows(generator, rows)
     edited = target.clone()
     edited[:, rows] = target[:, rows] + strength * (w2[:, rows] - w3[:, rows])
@@ -235,25 +197,11 @@ def expression_transfer_codes(generator: Generator, target: torch.Tensor, with_e
 
 
 # -- style mixing -----------------------------------------------------------------------------
-def mixing_rows(generator: Generator, level: str) -> list[int]:
-    """The rows of a style group: 'coarse' (layers at 4-8 px: pose, face shape), 'middle'
-    (16-32 px: features, hair style, eyes) or 'fine' (64 px and up: colours, micro texture)."""
-    if level not in MIXING_LEVELS:
-        raise ValueError(f"the style level must be one of {sorted(MIXING_LEVELS)}, got {level!r}")
-    low, high = MIXING_LEVELS[level]
-    rows = [info.row for info in generator.describe_rows() if info.used and low <= info.resolution <= high]
-    if not rows:
-        raise ValueError(
-            f"this {generator.resolution} px model has no {level} layers ({low}-{min(high, generator.resolution)} px)"
-        )
-    return rows
-
-
 def style_mixing_codes(source: torch.Tensor, destination: torch.Tensor, rows: Sequence[int]) -> torch.Tensor:
     """Every destination code with `rows` copied from every source code:
     sources [S, num_ws, w_dim], destinations [D, num_ws, w_dim] -> [D, S, num_ws, w_dim]."""
     if source.dim() != 3 or source.shape[1:] != destination.shape[1:] or destination.dim() != 3:
-        raise ValueError(
+        raise InputError(
             f"sources and destinations must be codes of one model, got {list(source.shape)} and {list(destination.shape)}"
         )
     rows = list(rows)
@@ -262,33 +210,59 @@ def style_mixing_codes(source: torch.Tensor, destination: torch.Tensor, rows: Se
     return mixed
 
 
+def grid_cell_size(resolution: int, cells_per_side: int) -> int:
+    """The side of one cell of a grid `cells_per_side` cells wide: the model's resolution, or less
+    so that the whole grid is at most MAX_GRID_SIDE px a side."""
+    return max(1, min(resolution, MAX_GRID_SIDE // cells_per_side))
+
+
+def render_cell(generator: Generator, ws: torch.Tensor, cell: int) -> np.ndarray:
+    """One code -> its image as [cell, cell, 3] uint8 (LANCZOS-downscaled when cell < resolution)."""
+    with torch.no_grad():
+        image = tensor_to_pil(generator.synthesis(ws))
+    if image.width != cell:
+        image = image.resize((cell, cell), Image.Resampling.LANCZOS)
+    return np.asarray(image)
+
+
 @dataclass
 class StyleMixingGrid:
-    """The StyleGAN paper's style-mixing figure and its pieces (images in [-1, 1])."""
+    """The StyleGAN paper's style-mixing figure: sources along the top, destinations down the
+    left, and in row d + 1, column s + 1 destination d with the styles of source s's level."""
 
-    image: torch.Tensor         # [3, (D + 1) H, (S + 1) W]: sources along the top, destinations down the left
-    sources: torch.Tensor       # [S, 3, H, W]: give the styles of the chosen level
-    destinations: torch.Tensor  # [D, 3, H, W]: give all other styles
-    mixes: torch.Tensor         # [D, S, 3, H, W]: mixes[d, s] = destination d with source s's level
-    rows: list[int]             # the W+ rows copied from the sources
+    image: np.ndarray          # [(D + 1) cell, (S + 1) cell, 3] uint8; the top-left cell is white
+    cell: int                  # the side of one cell in px (at most the model's resolution)
+    sources: torch.Tensor      # [S, num_ws, w_dim]: codes that give the styles of the chosen level
+    destinations: torch.Tensor  # [D, num_ws, w_dim]: codes that give all other styles
+    rows: list[int]            # the W+ rows copied from the sources
+
+    def cell_image(self, row: int, column: int) -> np.ndarray:
+        """The [cell, cell, 3] view of grid cell (row, column); (0, 0) is the white corner."""
+        return self.image[row * self.cell:(row + 1) * self.cell, column * self.cell:(column + 1) * self.cell]
 
 
 def style_mixing_grid(generator: Generator, source_seeds: Sequence[int], destination_seeds: Sequence[int],
-                      level: str = "coarse", psi: float = 0.7, batch_size: int = RENDER_BATCH) -> StyleMixingGrid:
+                      level: str = "coarse", psi: float = DEFAULT_PSI) -> StyleMixingGrid:
     """Render the style-mixing grid of seeds: each cell is a destination image with the `level`
-    styles ('coarse', 'middle' or 'fine', see `mixing_rows`) of a source image. The top-left
-    corner is white."""
+    styles ('coarse', 'middle' or 'fine', see `mixing_rows`) of a source image.
+
+    At most MAX_MIXING_SEEDS seeds a side. Cells are rendered one at a time, downscaled so the grid
+    is at most MAX_GRID_SIDE px a side and written into one preallocated uint8 image, so memory
+    stays one synthesis plus the finished grid (`worst_case_bytes('style_mixing_grid', ...)`).
+    """
+    for name, seeds in (("source", source_seeds), ("destination", destination_seeds)):
+        if not 1 <= len(seeds) <= MAX_MIXING_SEEDS:
+            raise InputError(f"give between 1 and {MAX_MIXING_SEEDS} {name} seeds, got {len(seeds)}")
     rows = mixing_rows(generator, level)
     sources = random_codes(generator, source_seeds, psi)
     destinations = random_codes(generator, destination_seeds, psi)
-    mixed = style_mixing_codes(sources, destinations, rows)
-    count_s, count_d = sources.shape[0], destinations.shape[0]
-    images = render_codes(generator, torch.cat([sources, destinations, mixed.flatten(0, 1)]), batch_size)
-    source_images, destination_images = images[:count_s], images[count_s:count_s + count_d]
-    mixes = images[count_s + count_d:].unflatten(0, (count_d, count_s))
-    corner = torch.ones_like(source_images[:1])
-    top = torch.cat([corner, source_images])
-    body = torch.cat([destination_images.unsqueeze(1), mixes], dim=1)  # [D, S + 1, 3, H, W]
-    table = torch.cat([top.unsqueeze(0), body])  # [D + 1, S + 1, 3, H, W]
-    grid = table.permute(2, 0, 3, 1, 4).flatten(3, 4).flatten(1, 2)  # rows of cells, then columns
-    return StyleMixingGrid(grid, source_images, destination_images, mixes, rows)
+    cell = grid_cell_size(generator.resolution, max(len(sources), len(destinations)) + 1)
+    grid = StyleMixingGrid(np.full(((len(destinations) + 1) * cell, (len(sources) + 1) * cell, 3), 255, np.uint8),
+                           cell, sources, destinations, rows)
+    for column, source in enumerate(sources.split(1), start=1):
+        grid.cell_image(0, column)[:] = render_cell(generator, source, cell)
+    for row, destination in enumerate(destinations.split(1), start=1):
+        grid.cell_image(row, 0)[:] = render_cell(generator, destination, cell)
+        for column, mixed in enumerate(style_mixing_codes(sources, destination, rows)[0].split(1), start=1):
+            grid.cell_image(row, column)[:] = render_cell(generator, mixed, cell)
+    return grid

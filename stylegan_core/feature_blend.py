@@ -23,17 +23,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .edits import check_code, check_number, check_whole_number, random_codes
+from .codes import (DEFAULT_PSI, MAX_MASK_SIDE, MAX_PANORAMA_CODES, MAX_PANORAMA_SIDE, POSE_RESOLUTION,
+                    SMOOTHING_SIGMA, InputError, check_code, check_number, check_psi, check_whole_number,
+                    layers_between, pose_rows, random_codes)  # noqa: F401 (layers_between: for callers)
 from .generator import Generator, LayerEditor, SynthesisLayer, SynthesisState
 
 MaskFunction = Callable[[int, int], torch.Tensor]
 MaskLike = Union[float, np.ndarray, torch.Tensor, MaskFunction]
 
-MAX_MASK_SIDE = 8192
-MAX_PANORAMA_CODES = 32
-MAX_SMOOTHING_SIGMA = 10.0
-# SOAT copies the first 4 of 18 rows from the pose source: the rows of the 4 px and 8 px layers.
-POSE_RESOLUTION = 8
+# Worst-case budgets (edits.worst_case_bytes; S = one synthesis, IMAGE = one float32 R x R image):
+# feature_blend: 2 S + 3 float32 copies of the mask (64 MB each at 4096 px); output R x R.
+# render_panorama: 4 S + N IMAGE for the canvas; output N R x R, at most MAX_PANORAMA_SIDE long.
 # Exact 0 and 1 survive resizing a mask only approximately; snap values this close to them.
 SNAP = 1e-6
 DIRECTIONS = {"horizontal": -1, "vertical": -2}  # the tensor axis a panorama grows along
@@ -61,36 +61,36 @@ def check_mask(mask) -> torch.Tensor:
     """A number or an array-like H x W mask (leading size-1 axes allowed) -> a float [H, W]
     tensor; ValueError if it is missing, empty, not 2-D, huge, not finite or outside [0, 1]."""
     if mask is None:
-        raise ValueError("the mask is missing: give a number in [0, 1] or an H x W array in [0, 1]")
+        raise InputError("the mask is missing: give a number in [0, 1] or an H x W array in [0, 1]")
     if isinstance(mask, (int, float)) and not isinstance(mask, bool):
         return torch.full((1, 1), check_number(mask, "the constant alpha", 0.0, 1.0))
     try:
         tensor = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
     except (TypeError, ValueError, RuntimeError) as error:
-        raise ValueError(f"the mask must be an H x W array of numbers in [0, 1] ({error})") from None
+        raise InputError(f"the mask must be an H x W array of numbers in [0, 1] ({error})") from None
     if tensor.dtype == torch.bool:
         tensor = tensor.float()
     if tensor.dim() == 0:
         return check_mask(float(tensor))
     if not (tensor.is_floating_point() or tensor.dtype in (torch.uint8, torch.int32, torch.int64)):
-        raise ValueError(f"the mask must hold numbers in [0, 1], got dtype {tensor.dtype}")
+        raise InputError(f"the mask must hold numbers in [0, 1], got dtype {tensor.dtype}")
     while tensor.dim() > 2 and tensor.shape[0] == 1:
         tensor = tensor[0]
     if tensor.dim() != 2:
-        raise ValueError(
+        raise InputError(
             f"the mask must be a single-channel H x W array, got shape {list(tensor.shape)} "
             "(convert a painted RGB(A) image to one channel first)"
         )
     if tensor.numel() == 0:
-        raise ValueError(f"the mask is empty (shape {list(tensor.shape)})")
+        raise InputError(f"the mask is empty (shape {list(tensor.shape)})")
     if max(tensor.shape) > MAX_MASK_SIDE:
-        raise ValueError(f"the mask is {list(tensor.shape)}; at most {MAX_MASK_SIDE} px a side is accepted")
+        raise InputError(f"the mask is {list(tensor.shape)}; at most {MAX_MASK_SIDE} px a side is accepted")
     tensor = tensor.float()
     if not torch.isfinite(tensor).all():
-        raise ValueError("the mask contains NaN or infinite values")
+        raise InputError("the mask contains NaN or infinite values")
     low, high = tensor.min().item(), tensor.max().item()
     if low < 0.0 or high > 1.0:
-        raise ValueError(f"mask values must be in [0, 1], got values in [{low:g}, {high:g}] (scale 0-255 masks by 1/255)")
+        raise InputError(f"mask values must be in [0, 1], got values in [{low:g}, {high:g}] (scale 0-255 masks by 1/255)")
     return tensor
 
 
@@ -116,19 +116,7 @@ def mask_function(mask: MaskLike) -> MaskFunction:
     return lambda height, width: resize_mask(checked, height, width)
 
 
-# -- layers and rows --------------------------------------------------------------------------
-def layers_between(generator: Generator, low: int = 0, high: Optional[int] = None) -> list[int]:
-    """Indices of the synthesis layers whose output resolution is in [low, high] px."""
-    high = generator.resolution if high is None else high
-    return [i for i, layer in enumerate(generator.layers) if low <= layer.resolution <= high]
-
-
-def pose_rows(generator: Generator, max_resolution: int = POSE_RESOLUTION) -> list[int]:
-    """The W+ rows that drive any layer at `max_resolution` px or below (they set pose and face
-    shape). For an 18-row StyleGAN2 at 8 px these are SOAT's first 4 rows."""
-    return sorted({row for layer in generator.layers if layer.resolution <= max_resolution for row in layer.rows})
-
-
+# -- pose -------------------------------------------------------------------------------------
 def align_pose(generator: Generator, ws: torch.Tensor, pose_source: torch.Tensor,
                max_resolution: int = POSE_RESOLUTION) -> torch.Tensor:
     """`ws` with its pose rows (`pose_rows`) copied from `pose_source`: [1, num_ws, w_dim]."""
@@ -163,10 +151,10 @@ class FeatureBlendEditor(LayerEditor):
             self._alphas[size] = self.mask_at(*size).to(like)
         return self._alphas[size]
 
-    def layer(self, index: int, layer: SynthesisLayer, state: SynthesisState, ws: torch.Tensor) -> SynthesisState:
+    def layer(self, index: int, layer: SynthesisLayer, state: SynthesisState, s: torch.Tensor) -> SynthesisState:
         if self.layers is not None and index not in self.layers:
-            return layer(state, ws)
-        out_a, out_b = layer(state, ws), layer(state, self.ws_b)
+            return layer(state, s)
+        out_a, out_b = layer(state, s), layer(state, layer.styles(self.ws_b))
         return SynthesisState(self._mix(out_a.x, out_b.x, state.x), self._mix(out_a.img, out_b.img, state.img))
 
     def _mix(self, a: Optional[torch.Tensor], b: Optional[torch.Tensor],
@@ -184,7 +172,7 @@ def feature_blend(generator: Generator, ws_a: torch.Tensor, ws_b: torch.Tensor, 
 
     mask: alpha (0 = A, 1 = B): a number, an H x W array of any size (e.g. painted by the user),
     or a function such as `horizontal_ramp`. layers: which synthesis layers blend (indices, see
-    `layers_between`); the others use A. pose_from_a: first copy A's pose rows into B (SOAT's pose
+    `codes.layers_between`); the others use A. pose_from_a: first copy A's pose rows into B (SOAT's pose
     alignment), so the region taken from B fits A's head pose.
     """
     ws_a = check_code(generator, ws_a, "code A")
@@ -192,7 +180,7 @@ def feature_blend(generator: Generator, ws_a: torch.Tensor, ws_b: torch.Tensor, 
     if layers is not None:
         layers = list(layers)
         if not layers:
-            raise ValueError("no layers chosen to blend")
+            raise InputError("no layers chosen to blend")
         for index in layers:
             check_whole_number(index, "each blended layer index", 0, len(generator.layers) - 1)
     if pose_from_a:
@@ -236,10 +224,10 @@ def gaussian_smooth(codes: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def smoothed_random_codes(generator: Generator, seeds: Sequence[int], sigma: float = 1.0,
-                          psi: float = 0.7) -> torch.Tensor:
+                          psi: float = DEFAULT_PSI) -> torch.Tensor:
     """Panorama codes from seeds: W codes smoothed along the sequence, then truncated by psi."""
-    sigma = check_number(sigma, "the smoothing sigma", 0.0, MAX_SMOOTHING_SIGMA)
-    psi = check_number(psi, "the truncation psi", -1.0, 2.0)
+    sigma = check_number(sigma, "the smoothing sigma", *SMOOTHING_SIGMA)
+    psi = check_psi(psi)
     return generator.truncate(gaussian_smooth(random_codes(generator, seeds), sigma), psi)
 
 
@@ -296,9 +284,10 @@ def render_panorama(generator: Generator, codes: torch.Tensor, direction: str = 
     that difference. Pairs are rendered one at a time: memory stays that of one 2W image.
     """
     if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
+        raise InputError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
     codes = check_code(generator, codes, "panorama codes", single=False)
-    count = check_whole_number(codes.shape[0], "the number of panorama codes", 2, MAX_PANORAMA_CODES)
+    count = check_whole_number(codes.shape[0], f"the number of panorama codes at {generator.resolution} px", 2,
+                               min(MAX_PANORAMA_CODES, MAX_PANORAMA_SIDE // generator.resolution))
     crossfade = check_number(crossfade, "the crossfade", 0.0, 0.5)
     size = generator.resolution
     return stitch_pairs(panorama_pairs(generator, codes, direction), count, size, direction,

@@ -17,12 +17,16 @@ from typing import BinaryIO, Optional, Union
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from .codes import MAX_DECODED_BYTES, MAX_IMAGE_BYTES as MAX_FILE_BYTES, MAX_IMAGE_PIXELS as MAX_PIXELS
 from .errors import UserError
 
-MAX_FILE_BYTES = 64 * 1024 * 1024
-# A 20000 x 20000 PNG of one colour is a few hundred KB on disk and 1.2 GB decoded; refuse by pixel
-# count before decoding. 100 MP still admits the photos of current phone and DSLR cameras.
-MAX_PIXELS = 100_000_000
+# What decoding allocates (MAX_DECODED_BYTES, in codes.py), by PIL's storage per pixel (RGB is kept as
+# 4 bytes, 16-bit grey as 2): a 100 MP RGB photo is 400 MB. JPEGs are measured at the reduced
+# scale they decode at (`Image.draft`); every other format is reduced by an integer factor right
+# after decoding, before any conversion, so a load's peak is about these bytes plus a quarter.
+BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}  # others: 4
+HIGH_DEPTH_GRAY = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+STRIP_ROWS = 256  # 16-bit grey is converted in strips, so no full-size float copy is ever made
 MIN_SIDE = 16
 # Nothing in the app needs more: alignment crops a face and resamples it to at most 1024 px.
 DEFAULT_MAX_SIDE = 4096
@@ -53,7 +57,10 @@ def load_image(source: ImageSource, max_side: Optional[int] = DEFAULT_MAX_SIDE) 
         if max_side is not None:
             # JPEG can decode directly at 1/2, 1/4 or 1/8 scale: cheap for huge photos.
             image.draft("RGB", (max_side, max_side))
+        check_decoded_bytes(image.mode, image.size)
         image = _decode(image)
+        if max_side is not None:
+            image = _reduce(image, max_side)
     image = _upright(image)
     image = to_rgb(image)
     if min(image.size) < MIN_SIDE:
@@ -122,6 +129,47 @@ def _check_pixel_count(size: tuple[int, int]) -> None:
         )
 
 
+def check_decoded_bytes(mode: str, size: tuple[int, int], what: str = "The image") -> None:
+    """ImageError when an image of this PIL mode and size would take more than MAX_DECODED_BYTES."""
+    width, height = size
+    decoded = width * height * BYTES_PER_PIXEL.get(mode, 4)
+    if decoded > MAX_DECODED_BYTES:
+        raise ImageError(
+            f"{what} is {width}x{height} pixels in mode {mode}: {decoded / 1e6:.0f} MB once decoded, and at "
+            f"most {MAX_DECODED_BYTES / 1e6:.0f} MB are accepted. Please downscale it or save it as 8-bit."
+        )
+
+
+def check_mask_image(image, max_side: int, what: str = "The painted mask") -> None:
+    """Check a mask layer (a numpy array or PIL image) by its size alone, before any conversion:
+    2-D or H x W x 1-4 channels, at most `max_side` px a side; else ImageError."""
+    if isinstance(image, Image.Image):
+        width, height = image.size
+    elif isinstance(image, np.ndarray):
+        if image.ndim not in (2, 3) or (image.ndim == 3 and not 1 <= image.shape[2] <= 4):
+            raise ImageError(f"{what} must be an H x W image, got an array of shape {list(image.shape)}.")
+        height, width = image.shape[:2]
+    else:
+        raise ImageError(f"{what} must be an image, got a {type(image).__name__}.")
+    if max(width, height) > max_side or min(width, height) < 1:
+        raise ImageError(f"{what} is {width}x{height} pixels; masks of 1 to {max_side} px a side are accepted.")
+    if isinstance(image, np.ndarray) and image.dtype.kind not in "biuf":
+        raise ImageError(f"{what} must hold numbers (8-bit or float), got {image.dtype} pixels.")
+
+
+def _reduce(image: Image.Image, max_side: int) -> Image.Image:
+    """Shrink by the largest integer factor that keeps the longer side >= max_side (a box filter
+    on the decoded pixels, before they are converted), so later steps work on the small copy."""
+    factor = max(image.size) // max_side
+    if factor < 2:
+        return image
+    if image.mode in HIGH_DEPTH_GRAY[:4]:
+        image = _high_depth_gray_to_l(image)  # Image.reduce does not take 16-bit modes
+    elif image.mode in ("P", "1"):
+        image = to_rgb(image)
+    return image.reduce(factor)
+
+
 def _decode(image: Image.Image) -> Image.Image:
     """Decode the pixels; truncated or corrupt data raises ImageError instead of a PIL error."""
     try:
@@ -144,8 +192,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """Any PIL mode -> 8-bit RGB: transparency over white, 16-bit/float scaled, CMYK converted."""
     if image.mode == "RGB":
         return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        return _high_depth_gray_to_rgb(image)
+    if image.mode in HIGH_DEPTH_GRAY:
+        return _high_depth_gray_to_l(image).convert("RGB")
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -155,14 +203,19 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
 
 
-def _high_depth_gray_to_rgb(image: Image.Image) -> Image.Image:
-    values = np.asarray(image, dtype=np.float64)
+def _high_depth_gray_to_l(image: Image.Image) -> Image.Image:
+    """16-bit or 32-bit grey -> 8-bit grey, scaled by the range the data uses (16-bit unless every
+    value fits in 8 bits; float in [0, 1] or [0, 255]), converted a strip of rows at a time."""
+    extrema = image.getextrema()
     if image.mode == "F":
-        top = 1.0 if values.size and np.nanmax(values) <= 1.0 else 255.0
-    else:  # integer modes: 16-bit data unless every value fits in 8 bits
-        top = 65535.0 if values.size and values.max() > 255 else 255.0
-    gray = np.clip(np.nan_to_num(values) / top * 255.0, 0, 255).round().astype(np.uint8)
-    return Image.fromarray(gray, "L").convert("RGB")
+        top = 1.0 if extrema[1] <= 1.0 else 255.0
+    else:
+        top = 65535.0 if extrema[1] > 255 else 255.0
+    gray = np.empty((image.height, image.width), np.uint8)
+    for y in range(0, image.height, STRIP_ROWS):
+        strip = np.asarray(image.crop((0, y, image.width, min(y + STRIP_ROWS, image.height))), dtype=np.float32)
+        gray[y:y + strip.shape[0]] = np.clip(np.nan_to_num(strip) / top * 255.0, 0, 255).round()
+    return Image.fromarray(gray, "L")
 
 
 def _array_to_pil(array: np.ndarray) -> Image.Image:

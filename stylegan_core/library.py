@@ -18,10 +18,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .codes import MAX_LIBRARY_ENTRIES as MAX_ENTRIES
 from .errors import UserError
-from .latents import Latent, LatentError, load_latent
+from .latents import (MAX_CODES_PER_FILE, MAX_NAME_CHARS, Latent, LatentError, check_code_header,
+                      check_text_header, code_tensor, inspect_npz, load_latent)
 
-MAX_ENTRIES = 64  # a W+ code is ~47 KB; this bounds a session's memory to a few MB
 THUMBNAIL_SIZE = 128
 LIBRARY_FORMAT = "stylegan_core.library.v1"
 
@@ -135,45 +136,75 @@ class CodeLibrary:
 
         Everything is read and checked before anything is added, so a bad file adds nothing.
         `render(ws, model_name) -> PIL image` makes thumbnails when given; codes saved without a
-        name are called `default_name`.
+        name are called `default_name`. Returns the entries of the file's codes; a code the
+        library holds already (same model, same values) is not added again.
         """
         latents = read_codes_file(file)
-        if len(self._entries) + sum(l.ws.shape[0] for l in latents) > MAX_ENTRIES:
+        codes = [(row, latent) for latent in latents for row in latent.ws.split(1)]
+        known = [(row, latent) for row, latent in codes if self.find(row, latent.model_name)]
+        if len(self._entries) + len(codes) - len(known) > MAX_ENTRIES:
             raise LibraryError(f"importing these codes would exceed the library's {MAX_ENTRIES} entries")
-        added = []
-        for latent in latents:
-            for row in latent.ws.split(1):
-                thumb = render(row, latent.model_name) if render else None
-                added.append(self.add(row, latent.model_name, "uploaded", latent.name or default_name, thumb))
-        return added
+        entries = []
+        for row, latent in codes:
+            existing = self.find(row, latent.model_name)  # importing a file twice adds nothing new
+            if existing is not None:
+                entries.append(existing)
+                continue
+            thumb = render(row, latent.model_name) if render else None
+            entries.append(self.add(row, latent.model_name, "uploaded", latent.name or default_name, thumb))
+        return entries
+
+    def find(self, ws: torch.Tensor, model_name: str) -> Optional[CodeEntry]:
+        """The entry holding exactly this code of this model, if any."""
+        ws = ws if ws.dim() == 3 else ws.unsqueeze(0)
+        return next((entry for entry in self._entries.values() if entry.model_name == model_name
+                     and entry.ws.shape == ws.shape and torch.equal(entry.ws, ws.to(entry.ws))), None)
 
 
 def read_codes_file(file: Union[str, os.PathLike, BinaryIO]) -> list[Latent]:
-    """Read a library export (many codes) or a single latent .npz (one code, maybe batched)."""
+    """Read a library export (many codes) or a single latent .npz (one code, maybe batched).
+    Sizes, shapes and names are checked from the file's headers before anything is decompressed."""
     try:
-        with np.load(file, allow_pickle=False) as data:
-            is_library = "format" in data.files and str(data["format"]) == LIBRARY_FORMAT
-            if is_library:
-                return [
-                    Latent(
-                        ws=torch.from_numpy(np.asarray(data[f"ws_{i}"], dtype=np.float32).copy()),
-                        model_name=str(data[f"model_name_{i}"]),
-                        name=str(data[f"name_{i}"]),
-                    )
-                    for i in range(int(data["count"]))
-                ]
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
-        raise LibraryError(f"not a latent or library file (.npz): {error}") from error
-    if hasattr(file, "seek"):
-        file.seek(0)
-    try:
-        return [load_latent(file)]
+        headers = inspect_npz(file)
+        if "format" not in headers:
+            return [load_latent(file)]
+        return _read_library(file, headers)
     except LatentError as error:
         raise LibraryError(str(error)) from error
 
 
+def _read_library(file, headers: dict) -> list[Latent]:
+    check_text_header("format", headers["format"])
+    count_header = headers.get("count")
+    if count_header is None or count_header.shape != () or count_header.dtype.kind not in "iu":
+        raise LatentError("not a library file: it has no count of codes")
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            if str(data["format"]) != LIBRARY_FORMAT:
+                raise LatentError(f"unknown library format {str(data['format'])!r}: expected {LIBRARY_FORMAT}")
+            count = int(data["count"])
+            if not 1 <= count <= MAX_CODES_PER_FILE:
+                raise LatentError(f"a library file holds 1 to {MAX_CODES_PER_FILE} codes, this one says {count}")
+            for i in range(count):
+                check_code_header(f"ws_{i}", _header(headers, f"ws_{i}"))
+                for key in (f"name_{i}", f"model_name_{i}"):
+                    check_text_header(key, _header(headers, key))
+            return [Latent(ws=code_tensor(data[f"ws_{i}"], f"code {i}"), model_name=str(data[f"model_name_{i}"]),
+                           name=str(data[f"name_{i}"])) for i in range(count)]
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        if isinstance(error, LatentError):
+            raise
+        raise LatentError(f"could not read the library file: {error}") from error
+
+
+def _header(headers: dict, key: str):
+    if key not in headers:
+        raise LatentError(f"the library file is incomplete: {key} is missing")
+    return headers[key]
+
+
 def _clean_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.\- ]+", "", str(name)).strip()[:48]
+    return re.sub(r"[^A-Za-z0-9_.\- ]+", "", str(name)[:4 * MAX_NAME_CHARS]).strip()[:MAX_NAME_CHARS]
 
 
 def _thumbnail(image: Optional[Image.Image]) -> Optional[Image.Image]:

@@ -21,15 +21,20 @@ from typing import Callable, Optional, Union
 import torch
 from PIL import Image
 
+from .codes import DEFAULT_INVERT_STEPS, SPACES, InputError
+from .errors import UserError
 from .generator import Generator
 from .images import pil_to_tensor, tensor_to_pil
 from .perceptual import Image2StyleGANLoss, LossWeights, load_vgg16
 
-SPACES = ("w+", "w")
 SCHEDULES = ("constant", "cosine")
 
 # progress(step, total, preview image or None, loss)
 ProgressCallback = Callable[[int, int, Optional[Image.Image], float], None]
+
+
+class ProjectionError(UserError):
+    """The optimisation diverged (the loss became NaN or infinite); the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,7 @@ class ProjectorOptions:
     """How to project. Deterministic for given options and seed (unless `time_budget_s` is set)."""
 
     space: str = "w+"
-    steps: int = 80  # about 42 s on a 2-core CPU with ffhq-mobile (benchmarks/results/invert.md)
+    steps: int = DEFAULT_INVERT_STEPS
     # W+ codes are optimised as w (shared by all rows) + one offset per row, each with its own rate:
     # the shared part takes large steps towards the right face, the offsets refine it row by row.
     learning_rate: float = 0.1  # Adam lr of the shared w (all of the code in W)
@@ -60,21 +65,21 @@ class ProjectorOptions:
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
-            raise ValueError(f"space must be one of {SPACES}, got {self.space!r}")
+            raise InputError(f"space must be one of {SPACES}, got {self.space!r}")
         if self.lr_schedule not in SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}")
-        if not 1 <= self.steps <= 100_000:
-            raise ValueError(f"steps must be between 1 and 100000, got {self.steps}")
+            raise InputError(f"lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}")
+        if self.steps < 1:  # no upper bound here: a library caller may run long with a time budget
+            raise InputError(f"steps must be at least 1, got {self.steps}")
         if self.learning_rate < 0 or self.row_learning_rate < 0:
-            raise ValueError("learning_rate and row_learning_rate must be >= 0")
+            raise InputError("learning_rate and row_learning_rate must be >= 0")
         if self.learning_rate == 0 and (self.space == "w" or self.row_learning_rate == 0):
-            raise ValueError("learning_rate must be > 0 (or, in W+, row_learning_rate)")
+            raise InputError("learning_rate must be > 0 (or, in W+, row_learning_rate)")
         if not all(0 <= f < 1 for f in (self.warmup_fraction, self.w_phase_fraction, self.rampdown_fraction)):
-            raise ValueError("warmup_fraction, rampdown_fraction and w_phase_fraction must be in [0, 1)")
+            raise InputError("warmup_fraction, rampdown_fraction and w_phase_fraction must be in [0, 1)")
         if self.loss_resolution is not None and self.loss_resolution < 32:
-            raise ValueError(f"loss_resolution must be >= 32 (VGG pools 3 times), got {self.loss_resolution}")
+            raise InputError(f"loss_resolution must be >= 32 (VGG pools 3 times), got {self.loss_resolution}")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
-            raise ValueError(f"time_budget_s must be > 0, got {self.time_budget_s}")
+            raise InputError(f"time_budget_s must be > 0, got {self.time_budget_s}")
 
     @classmethod
     def image2stylegan(cls, steps: int = 5000) -> "ProjectorOptions":
@@ -115,7 +120,7 @@ def target_tensor(target: Union[Image.Image, torch.Tensor], generator: Generator
     if isinstance(target, Image.Image):
         return pil_to_tensor(target, generator.resolution).to(generator.device)
     if target.dim() != 4 or target.shape[:2] != (1, 3):
-        raise ValueError(f"the target tensor must be [1, 3, H, W] in [-1, 1], got {list(target.shape)}")
+        raise InputError(f"the target tensor must be [1, 3, H, W] in [-1, 1], got {list(target.shape)}")
     if target.shape[-2:] != (generator.resolution, generator.resolution):
         target = torch.nn.functional.interpolate(target, size=(generator.resolution,) * 2, mode="bilinear",
                                                  antialias=True, align_corners=False)
@@ -198,7 +203,8 @@ def project(generator: Generator, target: Union[Image.Image, torch.Tensor],
         gradients = torch.autograd.grad(loss, code.parameters())  # never touches the frozen weights
         value = float(loss.detach())
         if not math.isfinite(value):
-            raise FloatingPointError(f"the loss became {value} at step {step + 1}; try a lower learning rate")
+            raise ProjectionError(f"the inversion diverged (the loss became {value} at step {step + 1}); "
+                                  "try again with a lower learning rate or fewer steps")
         if value < best_loss:
             best_loss, best_ws, best_image = value, ws.detach().clone(), image.detach()
         if value < plateau_loss * (1.0 - options.plateau_tolerance):

@@ -1,82 +1,115 @@
-"""The app's operations in user terms: text and numbers in, PIL images, files and messages out.
+"""The app's operations in user terms: codes by name, numbers in; pictures, files and messages out.
 
-app.py lays out components and wires each event to one method here; the CLI and the tests call
-the same methods. Errors meant for the user are raised as `StudioError` (app.py shows them as
-`gr.Error`); anything else is a bug and is logged with its stack trace.
+The UI layer (`ui/`) parses Gradio's value formats and calls one typed method here per event; the
+tests call the same methods. Results are dataclasses (`Picture`, `EditResult`, `GalleryResult`,
+...); every image is written to disk once (`Picture.path`), and the UI shows that file.
+Errors meant for the user are `UserError`s (`StudioError` for the Studio's own checks); anything
+else is a bug, logged with its stack trace by the UI.
 """
 from __future__ import annotations
 
 import logging
 import queue
 import re
+import shutil
 import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
+from . import align, codes, edits, feature_blend, metrics, zoo
 from .errors import UserError
-from . import align, edits, feature_blend, metrics, zoo
 from .images import load_image, tensor_to_pil
 from .latents import Latent, latent_to_bytes
 from .library import CodeLibrary, LibraryError
-from .weights import WeightsUnavailable
 
 log = logging.getLogger(__name__)
 
-MAX_SEEDS_PER_CALL = 16
-SEED_REFERENCE = re.compile(r"^\s*seed\s*[:#]?\s*(\d+)\s*$", re.IGNORECASE)
+MODEL_LOAD_WAIT_S = 900  # a request waits this long for another request's load of the same model
+EXPIRY_CHECK_EVERY_S = 60
 
 
 class StudioError(UserError):
-    """A problem the user can fix (bad input, missing weights, a code of another model)."""
+    """A problem the user can fix (bad input, a code of another model, a model still loading)."""
 
 
-# Exceptions whose message is meant for the user. Library functions validate their inputs with
-# ValueError subclasses (and plain ValueError) whose messages say what is wrong.
-USER_ERRORS = (StudioError, ValueError, WeightsUnavailable)
+# -- results -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Picture:
+    """One result image, written once as a PNG at `path`."""
+
+    image: Image.Image
+    path: str
+    caption: str = ""
 
 
-def parse_seeds(text) -> list[int]:
-    """'1, 2, 5-8' -> [1, 2, 5, 6, 7, 8]; numbers in [0, 2^32 - 1]."""
-    if isinstance(text, (int, float)):
-        text = str(int(text))
-    seeds: list[int] = []
-    for part in str(text or "").replace(";", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        match = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
-        if match:
-            start, stop = int(match.group(1)), int(match.group(2))
-            if stop < start or stop - start >= MAX_SEEDS_PER_CALL:
-                raise StudioError(f"seed range {part!r} must be ascending and at most {MAX_SEEDS_PER_CALL} long")
-            seeds.extend(range(start, stop + 1))
-        elif re.fullmatch(r"\d+", part):
-            seeds.append(int(part))
-        else:
-            raise StudioError(f"{part!r} is not a seed: use whole numbers like '1, 2, 10-13'")
-    if not seeds:
-        raise StudioError("enter at least one seed, e.g. '1, 2, 3'")
-    if len(seeds) > MAX_SEEDS_PER_CALL:
-        raise StudioError(f"at most {MAX_SEEDS_PER_CALL} seeds per call, got {len(seeds)}")
-    too_big = [s for s in seeds if s >= 2**32]
-    if too_big:
-        raise StudioError(f"seeds must be between 0 and {2**32 - 1}; {too_big[0]} is out of range")
-    return seeds
+@dataclass
+class EditResult:
+    """A single-image operation: the picture, its downloads, an info line, library names added."""
+
+    picture: Picture
+    files: list[str]
+    info: str
+    added: list[str] = field(default_factory=list)
 
 
-def check_psi(psi) -> float:
-    psi = float(psi)
-    if not -1.0 <= psi <= 2.0:
-        raise StudioError(f"truncation psi must be between -1 and 2, got {psi}")
-    return psi
+@dataclass
+class GalleryResult:
+    """Several pictures (Generate, Morph) with their downloads."""
+
+    pictures: list[Picture]
+    files: list[str]
+    info: str
+    added: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FacesFound:
+    """The faces of an uploaded photo (largest first) and a preview with each one numbered from 1."""
+
+    count: int
+    preview: Image.Image
+
+
+@dataclass
+class ImportResult:
+    picture: Optional[Picture]  # the first restored code of the current model, rendered
+    info: str
+    added: list[str] = field(default_factory=list)
+
+
+@dataclass
+class InvertUpdate:
+    """One update of a running inversion: previews while it runs, then the result (done=True).
+
+    aligned: the aligned crop (written once, in every update); preview: the current image every
+    few steps (None between previews); result: the final image (done=True only)."""
+
+    aligned: Optional[Picture] = None
+    preview: Optional[Image.Image] = None
+    result: Optional[Picture] = None
+    metrics: Optional[dict] = None
+    files: Optional[list] = None
+    info: str = ""
+    step: int = 0
+    total: int = 0
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class BlendMask:
+    """Where B shows: 'horizontal' or 'vertical' ramps, a 'constant' alpha, or a 'painted' H x W array."""
+
+    kind: str = "horizontal"
+    alpha: float = 0.5
+    painted: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -106,19 +139,28 @@ def pick_device(requested: str = "auto") -> torch.device:
     return device
 
 
+def whole(value, name: str, low: int, high: int) -> int:
+    """A whole number from a UI field (sliders and number boxes send floats)."""
+    return codes.check_whole_number(value, name, low, high)
+
+
 class Studio:
     """Holds the models (loaded once per process) and runs the operations of every tab."""
 
     def __init__(self, default_model: str = zoo.DEFAULT_MODEL, device: str = "auto",
-                 checkpoint: Optional[str] = None, output_dir: Optional[str] = None) -> None:
+                 checkpoint: Optional[str] = None, output_dir: Optional[str] = None,
+                 retention_s: float = codes.FILE_RETENTION_S) -> None:
         self.default_model = default_model
         self.device = pick_device(device)
         self.checkpoint = checkpoint
         self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="stylegan_studio_"))
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        self._load_lock = threading.Lock()
-        self._loading: Optional[str] = None  # the model being loaded right now
-        self._ready: set[str] = set()
+        self.retention_s = retention_s
+        self._last_expiry = 0.0
+        self._models: dict[str, zoo.LoadedModel] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._loading: set[str] = set()
 
     # -- models ----------------------------------------------------------------------------
     def model_choices(self) -> list[str]:
@@ -128,63 +170,83 @@ class Studio:
         return names
 
     def load(self, model_name: Optional[str] = None) -> "zoo.LoadedModel":
-        """The loaded model of that name; one load at a time, cached by the zoo."""
+        """The loaded model of that name. A loaded model is served without any lock; a load holds
+        only that model's lock, so one user's slow download never delays another user's request."""
         name = model_name or self.default_model
-        checkpoint = self.checkpoint if name == zoo.CUSTOM_CHECKPOINT else None
-        with self._load_lock:
-            self._loading = name
-            try:
-                loaded = zoo.load_model(name, device=str(self.device), checkpoint=checkpoint)
-            except (zoo.ModelError, OSError, ValueError) as error:
-                raise StudioError(str(error)) from error
-            finally:
-                self._loading = None
-            self._ready.add(name)
+        loaded = self._models.get(name)
+        if loaded is not None:
             return loaded
+        with self._locks_guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        if not lock.acquire(timeout=MODEL_LOAD_WAIT_S):
+            raise StudioError(f"the model {name!r} has been loading for over {MODEL_LOAD_WAIT_S // 60} minutes "
+                              "(its weights download may be stalled); try again later or pick another model")
+        try:
+            if name not in self._models:
+                self._loading.add(name)
+                try:
+                    checkpoint = self.checkpoint if name == zoo.CUSTOM_CHECKPOINT else None
+                    self._models[name] = zoo.load_model(name, device=str(self.device), checkpoint=checkpoint)
+                finally:
+                    self._loading.discard(name)
+            return self._models[name]
+        finally:
+            lock.release()
+
+    def generator(self, model_name: Optional[str] = None):
+        return self.load(model_name).generator
 
     def is_loading(self, model_name: Optional[str] = None) -> bool:
-        return self._loading == (model_name or self.default_model)
+        return (model_name or self.default_model) in self._loading
 
     def status_line(self, model_name: Optional[str] = None) -> str:
         """One line: model, where its weights came from, device, CUDA ops. Never waits for a load."""
         from .ops import cuda_ops_status
 
         name = model_name or self.default_model
-        if self.is_loading(name) or (name not in self._ready and self._load_lock.locked()):
+        if self.is_loading(name):
             return (f"loading model **{name}**… (the first start fetches and converts the weights, "
                     f"about a minute) · device **{self.device}** · {cuda_ops_status()}")
         try:
             loaded = self.load(name)
             model = f"model **{loaded.name}** ({loaded.entry.description}) from {loaded.source_description}"
-        except StudioError as error:
-            model = f"model **{name}** not available: {error}"
+        except UserError as error:
+            log.info("model %s not available: %s", name, " ".join(str(error).split()))
+            model = f"model **{name}** not available: {str(error).splitlines()[0]}"
+        except Exception:  # noqa: BLE001 - a bug while loading: logged, and the line still shows
+            log.exception("loading model %s failed", name)
+            model = f"model **{name}** not available (an unexpected error; see the server log)"
         return f"{model} · device **{self.device}** · {cuda_ops_status()}"
+
+    def resolutions(self, model_name: Optional[str] = None) -> list[int]:
+        """The layer resolutions of a model (the choices of 'content up to' and 'blend at'), known
+        without loading a zoo model that is not loaded yet."""
+        name = model_name or self.default_model
+        if name in self._models or name not in zoo.MODELS:
+            return codes.layer_resolutions(self.generator(name))
+        top = zoo.MODELS[name].resolution
+        return [4 << i for i in range(top.bit_length()) if 4 << i <= top]
 
     # -- codes -----------------------------------------------------------------------------
     def seed_code(self, model_name: str, seed: int, psi: float = 1.0) -> torch.Tensor:
-        generator = self.load(model_name).generator
-        try:
-            z = generator.seed_to_z(seed).to(self.device)
-        except ValueError as error:
-            raise StudioError(str(error)) from error
-        with torch.no_grad():
-            return generator.mapping(z, psi=psi).cpu()
+        """Seed -> code [1, num_ws, w_dim] on the CPU."""
+        return codes.random_codes(self.generator(model_name), [seed], psi).cpu()
 
     def resolve_code(self, reference: str, library: CodeLibrary, model_name: str,
-                     psi: float = 1.0) -> torch.Tensor:
-        """A code picker's value -> ws [1, num_ws, w_dim]: a library name, or 'seed N'."""
+                     psi: float = codes.DEFAULT_PSI) -> torch.Tensor:
+        """A code picker's value -> ws [1, num_ws, w_dim]: a library name, or 'seed N' (truncated by psi)."""
         reference = (reference or "").strip()
         if not reference:
             raise StudioError("pick a code: a name from your library, or type 'seed 42'")
-        match = SEED_REFERENCE.match(reference)
-        if match and reference not in library:
-            return self.seed_code(model_name, int(match.group(1)), psi)
+        seed = codes.seed_of(reference)
+        if seed is not None and reference not in library:
+            return self.seed_code(model_name, seed, psi)
         try:
             entry = library.get(reference)
         except LibraryError as error:
-            raise StudioError(str(error)) from error
-        generator = self.load(model_name).generator
-        if entry.model_name != model_name or entry.ws.shape[1:] != (generator.num_ws, generator.w_dim):
+            hint = f" (for a random face type 'seed {reference}')" if reference.isdigit() else ""
+            raise StudioError(f"{error}{hint}") from error
+        if entry.model_name != model_name or not codes.fits(self.generator(model_name), entry.ws):
             raise StudioError(
                 f"the code {reference!r} belongs to model {entry.model_name!r} "
                 f"(shape {list(entry.ws.shape)}); switch the model picker to it, or pick another code"
@@ -192,46 +254,43 @@ class Studio:
         return entry.ws
 
     def render(self, model_name: str, ws: torch.Tensor, editor=None) -> Image.Image:
-        generator = self.load(model_name).generator
+        generator = self.generator(model_name)
         with torch.no_grad():
             image = generator.synthesis(ws.to(self.device), editor)
         return tensor_to_pil(image)
 
     # -- files -----------------------------------------------------------------------------
     def new_path(self, stem: str, suffix: str) -> Path:
+        self.expire_outputs()
         folder = Path(tempfile.mkdtemp(dir=self.output_dir))
-        return folder / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', stem)}{suffix}"
+        return folder / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', stem)[:64]}{suffix}"
 
-    def save_image(self, image: Image.Image, stem: str) -> str:
+    def expire_outputs(self, now: Optional[float] = None) -> int:
+        """Delete output folders older than `retention_s` (checked at most once a minute); returns
+        how many were deleted."""
+        now = time.time() if now is None else now
+        if now - self._last_expiry < EXPIRY_CHECK_EVERY_S:
+            return 0
+        self._last_expiry = now
+        removed = 0
+        for folder in self.output_dir.iterdir():
+            try:
+                if folder.is_dir() and now - folder.stat().st_mtime > self.retention_s:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed += 1
+            except FileNotFoundError:  # deleted meanwhile (Gradio's cache expiry shares the folder)
+                continue
+        return removed
+
+    def picture(self, image: Image.Image, stem: str, caption: str = "") -> Picture:
         path = self.new_path(stem, ".png")
         image.save(path)
-        return str(path)
+        return Picture(image, str(path), caption)
 
     def save_code(self, ws: torch.Tensor, model_name: str, stem: str, space: str = "w+") -> str:
         path = self.new_path(stem, ".npz")
         path.write_bytes(latent_to_bytes(Latent(ws=ws, model_name=model_name, space=space, name=stem)))
         return str(path)
-
-    # -- Generate --------------------------------------------------------------------------
-    def generate(self, library: CodeLibrary, model_name: str, seeds_text, psi) -> dict:
-        """Faces for seeds; each code joins the library. Returns images, captions, files, info."""
-        seeds, psi = parse_seeds(seeds_text), check_psi(psi)
-        images, files, names = [], [], []
-        with timed() as clock:
-            for seed in seeds:
-                ws = self.seed_code(model_name, seed, psi)
-                images.append(self.render(model_name, ws))
-                names.append((seed, ws))
-        for (seed, ws), image in zip(names, images):
-            files.append(self.save_image(image, f"seed{seed}"))
-        added = self._add_all(library, [(ws, f"seed {seed}", img) for (seed, ws), img in zip(names, images)],
-                              model_name, "seed", {"psi": psi})
-        return {
-            "images": [(img, f"seed {seed}") for (seed, _), img in zip(names, images)],
-            "files": files,
-            "added": added,
-            "info": f"{len(images)} image(s) in {clock.text(self.device)} · psi {psi:g}",
-        }
 
     def _add_all(self, library: CodeLibrary, items, model_name: str, source: str, info: dict) -> list[str]:
         """Add codes to the library; when it is full the results are still returned, with a note."""
@@ -243,6 +302,19 @@ class Studio:
                 log.info("library: %s", error)
                 break
         return added
+
+    # -- Generate --------------------------------------------------------------------------
+    def generate(self, library: CodeLibrary, model_name: str, seeds_text, psi=codes.DEFAULT_PSI) -> GalleryResult:
+        """Faces for seeds ('1, 2, 5-8'); each code joins the library as 'seed N'."""
+        seeds, psi = codes.parse_seeds(seeds_text), codes.check_psi(psi)
+        with timed() as clock:
+            made = [(seed, ws, self.render(model_name, ws))
+                    for seed, ws in ((s, self.seed_code(model_name, s, psi)) for s in seeds)]
+        pictures = [self.picture(image, f"seed{seed}", f"seed {seed}") for seed, _, image in made]
+        added = self._add_all(library, [(ws, f"seed {seed}", image) for seed, ws, image in made],
+                              model_name, "seed", {"psi": psi})
+        return GalleryResult(pictures, [p.path for p in pictures],
+                             f"{len(pictures)} image(s) in {clock.text(self.device)} · psi {psi:g}", added)
 
     # -- start-up --------------------------------------------------------------------------
     def warm_up(self, background: bool = True) -> None:
@@ -256,7 +328,7 @@ class Studio:
             try:
                 self.load(self.default_model)
                 log.info("model %s ready", self.default_model)
-            except StudioError as error:
+            except UserError as error:
                 log.warning("the default model is not available: %s", error)
             try:  # the inversion's helpers, so the first Invert does not wait for them
                 from .perceptual import load_vgg16
@@ -265,7 +337,7 @@ class Studio:
                 align.shape_predictor()
                 metrics.face_recognizer()
                 log.info("perceptual loss and face models ready")
-            except (OSError, ValueError) as error:
+            except (UserError, OSError) as error:
                 log.warning("the inversion's models are not available: %s", error)
 
         if background:
@@ -274,28 +346,25 @@ class Studio:
             load_default()
 
     # -- Invert ----------------------------------------------------------------------------
-    def face_choices(self, photo) -> dict:
-        """Dropdown choices for an uploaded photo: each detected face, and the whole image."""
+    def find_faces(self, photo) -> FacesFound:
+        """The faces of an uploaded photo and a preview with each one boxed and numbered from 1."""
         image = load_image(photo)
         faces = align.detect_faces(image)
-        choices = [f"face {i + 1}" + (" (largest)" if i == 0 else "") for i in range(len(faces))]
-        choices.append(WHOLE_IMAGE)
-        return {"choices": choices, "value": choices[0], "preview": _draw_faces(image, faces)}
+        return FacesFound(len(faces), _draw_faces(image, faces))
 
-    def align_photo(self, photo, face_choice: str, resolution: int) -> "align.AlignedFace":
+    def align_photo(self, photo, face_index: Optional[int], resolution: int) -> "align.AlignedFace":
+        """Align face `face_index` (0 = largest) of the photo, or use it whole when face_index is None."""
         image = load_image(photo)
-        face_choice = (face_choice or "").strip().lower()
-        if face_choice.startswith("whole"):
+        if face_index is None:
             return align.center_crop(image, resolution)
-        match = re.search(r"(\d+)", face_choice)
-        index = int(match.group(1)) - 1 if match else 0
         try:
-            return align.align_face(image, resolution, face_index=index)
+            return align.align_face(image, resolution, face_index=face_index)
         except align.NoFaceError as error:
-            raise StudioError(f"{error} (pick '{WHOLE_IMAGE}' in the Face menu to do that)") from error
+            raise StudioError(f"{error} (pick the whole image in the Face menu to do that)") from error
 
-    def invert_stream(self, library: CodeLibrary, model_name: str, photo, face_choice: str, steps,
-                      space: str = "w+", cancel: Optional[threading.Event] = None) -> Iterator["InvertUpdate"]:
+    def invert_stream(self, library: CodeLibrary, model_name: str, photo, face_index: Optional[int] = 0,
+                      steps=codes.DEFAULT_INVERT_STEPS, space: str = codes.DEFAULT_SPACE,
+                      cancel: Optional[threading.Event] = None) -> Iterator[InvertUpdate]:
         """Invert a photo, yielding previews while the projector runs and a final update.
 
         The projection runs in a worker thread; closing this generator (the user pressed Stop,
@@ -303,85 +372,50 @@ class Studio:
         """
         from . import projector
 
-        steps = int(steps)
-        if not 1 <= steps <= MAX_INVERT_STEPS:
-            raise StudioError(f"steps must be between 1 and {MAX_INVERT_STEPS}, got {steps}")
-        if space not in ("w+", "w"):
-            raise StudioError(f"the latent space must be 'w+' or 'w', got {space!r}")
+        steps = whole(steps, "the number of steps", *codes.INVERT_STEPS)
+        space = codes.check_space(space)
         loaded = self.load(model_name)
         started = time.perf_counter()
-        target = self.align_photo(photo, face_choice, loaded.generator.resolution)
-        yield InvertUpdate(aligned=target.image, info="aligned; starting the projection", total=steps)
-
-        cancel = cancel or threading.Event()
-        updates: "queue.Queue" = queue.Queue()
+        target = self.align_photo(photo, face_index, loaded.generator.resolution)
+        stem = Path(str(photo)).stem if isinstance(photo, (str, Path)) else "photo"
+        aligned = self.picture(target.image, f"{stem}_aligned")
+        yield InvertUpdate(aligned=aligned, info="aligned; starting the projection", total=steps)
         options = projector.ProjectorOptions(steps=steps, space=space)
-
-        def report(step, total, preview, loss):
-            updates.put(InvertUpdate(aligned=target.image, step=step, total=total,
-                                     image=None if preview is None else _as_pil(preview),
-                                     info=f"step {step}/{total} · loss {loss:.4f}"))
-
-        def work():
-            try:
-                result = projector.project(loaded.generator, target.image, options, progress=report, cancel=cancel)
-                updates.put(("result", result))
-            except BaseException as error:  # noqa: BLE001 - handed to the consumer thread
-                updates.put(("error", error))
-
-        worker = threading.Thread(target=work, name="invert", daemon=True)
-        worker.start()
-        try:
-            while True:
-                item = updates.get()
-                if isinstance(item, InvertUpdate):
-                    yield item
-                    continue
-                kind, payload = item
-                if kind == "error":
-                    raise payload
-                break
-        finally:
-            cancel.set()  # a no-op after success; stops the worker when the consumer goes away
-        result = payload
+        result = yield from _project_in_worker(loaded.generator, aligned, options, cancel)
         image = _as_pil(result.image)
         # Four decimals are more than these metrics resolve, and they keep the UI's table readable.
         scores = {name: round(value, 4) if isinstance(value, float) else value
                   for name, value in metrics.compute_metrics(target.image, image).items()}
-        stem = Path(str(photo)).stem if isinstance(photo, (str, Path)) else "photo"
-        files = [self.save_image(target.image, f"{stem}_aligned"), self.save_image(image, f"{stem}_inverted"),
+        inverted = self.picture(image, f"{stem}_inverted")
+        files = [aligned.path, inverted.path,
                  self.save_code(result.ws, loaded.name, f"{stem}_{space.replace('+', 'plus')}", space)]
         added = self._add_all(library, [(result.ws, stem, image)], loaded.name, "inverted",
                               {"metrics": scores, "space": space})
-        seconds = time.perf_counter() - started
         notes = " ".join(target.warnings)
-        info = (f"inverted in {seconds:.1f} s on {self.device} ({steps} steps, {space})"
+        info = (f"inverted in {time.perf_counter() - started:.1f} s on {self.device} ({steps} steps, {space})"
                 + (f"; saved to your library as **{added[0]}**" if added else "; your library is full")
                 + (f". {notes}" if notes else ""))
-        yield InvertUpdate(aligned=target.image, image=image, metrics=scores, files=files, info=info,
+        yield InvertUpdate(aligned=aligned, result=inverted, metrics=scores, files=files, info=info,
                            step=steps, total=steps, done=True)
 
     # -- Library files ---------------------------------------------------------------------
-    def import_codes(self, library: CodeLibrary, model_name: str, file) -> dict:
+    def import_codes(self, library: CodeLibrary, model_name: str, path) -> ImportResult:
         """Add the codes of an uploaded .npz (a saved latent or a library export) to the library."""
-        if file is None:
+        if path is None:
             raise StudioError("no file was uploaded")
-        path = getattr(file, "name", file)
 
         def thumbnail(ws, code_model):
-            if code_model != model_name:
-                return None
-            return self.render(model_name, ws)
+            fits = code_model == model_name and codes.fits(self.generator(model_name), ws)
+            return self.render(model_name, ws) if fits else None
 
         default_name = Path(path).stem if isinstance(path, (str, Path)) else "uploaded"
         added = library.import_file(path, render=thumbnail, default_name=default_name)
         first = next((e for e in added if e.thumbnail is not None), None)
         other = sorted({e.model_name for e in added} - {model_name})
         note = f" (codes of {', '.join(other)}: switch the model to use them)" if other else ""
-        return {
-            "image": None if first is None else self.render(model_name, first.ws),
-            "info": f"restored {len(added)} code(s): {', '.join(e.name for e in added)}{note}",
-        }
+        picture = None if first is None else self.picture(self.render(model_name, first.ws), first.name)
+        return ImportResult(picture, f"restored {len(added)} code(s): {', '.join(e.name for e in added)}{note}",
+                            [e.name for e in added])
 
     def export_library(self, library: CodeLibrary) -> str:
         path = self.new_path("stylegan_codes", ".npz")
@@ -390,178 +424,185 @@ class Studio:
 
     # -- Edits -----------------------------------------------------------------------------
     def _result(self, library: CodeLibrary, model_name: str, image: Image.Image, stem: str,
-                clock: Timed, ws: Optional[torch.Tensor] = None, extra: str = "") -> dict:
-        """The common return of the single-image edits: the image, downloads and an info line."""
-        files = [self.save_image(image, stem)]
-        added = []
+                clock: Timed, ws: Optional[torch.Tensor] = None, extra: str = "") -> EditResult:
+        """The common return of the single-image edits: the picture, downloads and an info line."""
+        picture = self.picture(image, stem)
+        files, added = [picture.path], []
         if ws is not None:
             files.append(self.save_code(ws, model_name, stem))
             added = self._add_all(library, [(ws, stem, image)], model_name, "edit", {})
-        info = f"{clock.text(self.device)}" + (f" · added **{added[0]}** to your library" if added else "") + extra
-        return {"image": image, "files": files, "info": info}
+        info = clock.text(self.device) + (f" · added **{added[0]}** to your library" if added else "") + extra
+        return EditResult(picture, files, info, added)
 
-    def morph(self, library: CodeLibrary, model_name: str, first: str, second: str, frames,
-              spherical: bool = False, psi: float = 0.7) -> dict:
-        generator = self.load(model_name).generator
+    def morph(self, library: CodeLibrary, model_name: str, first: str, second: str,
+              frames=codes.DEFAULT_MORPH_FRAMES, spherical: bool = False, psi=codes.DEFAULT_PSI) -> GalleryResult:
+        """Frames from `first` to `second`: linear in W+, or (two seeds) spherical in Z."""
+        generator = self.generator(model_name)
+        frames = whole(frames, "the number of frames", *codes.MORPH_FRAMES)
         with timed() as clock:
             if spherical:
-                seeds = [SEED_REFERENCE.match(ref or "") for ref in (first, second)]
-                if not all(seeds):
+                seeds = [codes.seed_of(ref) for ref in (first, second)]
+                if None in seeds:
                     raise StudioError("spherical interpolation works between two seeds ('seed N'); "
                                       "use linear W+ for codes from your library")
-                codes = edits.morph_seed_codes(generator, int(seeds[0].group(1)), int(seeds[1].group(1)),
-                                               int(frames), psi)
+                path = edits.morph_seed_codes(generator, seeds[0], seeds[1], frames, psi)
             else:
-                w1 = self.resolve_code(first, library, model_name, psi)
-                w2 = self.resolve_code(second, library, model_name, psi)
-                codes = edits.morph_codes(w1, w2, int(frames))
-            images = edits.render_codes(generator, codes.to(self.device))
+                path = edits.morph_codes(self.resolve_code(first, library, model_name, psi),
+                                         self.resolve_code(second, library, model_name, psi), frames)
+            images = edits.render_codes(generator, path.to(self.device))
         gif = self.new_path("morph", ".gif")
-        edits.frames_to_gif(list(images), gif, fps=8, boomerang=True)
-        pictures = [tensor_to_pil(image) for image in images]
-        return {
-            "images": [(picture, f"frame {i + 1}") for i, picture in enumerate(pictures)],
-            "files": [str(gif)] + [self.save_image(p, f"morph_{i + 1:02d}") for i, p in enumerate(pictures)],
-            "info": f"{len(pictures)} frames in {clock.text(self.device)}",
-        }
+        edits.frames_to_gif(list(images), gif, fps=codes.MORPH_FPS, boomerang=True)
+        pictures = [self.picture(tensor_to_pil(image), f"morph_{i + 1:02d}", f"frame {i + 1}")
+                    for i, image in enumerate(images)]
+        return GalleryResult(pictures, [str(gif)] + [p.path for p in pictures],
+                             f"{len(pictures)} frames in {clock.text(self.device)}")
 
     def style_transfer(self, library: CodeLibrary, model_name: str, content: str, style: str,
-                       split_resolution) -> dict:
-        generator = self.load(model_name).generator
+                       split_resolution=codes.DEFAULT_SPLIT_RESOLUTION) -> EditResult:
+        """Image2StyleGAN crossover: rows up to `split_resolution` px from content, the rest from style."""
+        generator = self.generator(model_name)
+        split = whole(split_resolution, "the split resolution", 0, generator.resolution)
         with timed() as clock:
-            ws = edits.crossover_codes(generator, self.resolve_code(content, library, model_name, 0.7),
-                                       self.resolve_code(style, library, model_name, 0.7), int(split_resolution))
+            ws = edits.crossover_codes(generator, self.resolve_code(content, library, model_name),
+                                       self.resolve_code(style, library, model_name), split)
             image = self.render(model_name, ws)
         return self._result(library, model_name, image, "style_transfer", clock, ws)
 
     def expression_transfer(self, library: CodeLibrary, model_name: str, target: str, with_expression: str,
-                            without_expression: str, strength, first_row=0, last_row=-1) -> dict:
-        generator = self.load(model_name).generator
-        first_row, last_row = int(first_row or 0), int(-1 if last_row is None else last_row)
-        last_row = generator.num_ws - 1 if last_row < 0 else last_row
-        if not 0 <= first_row <= last_row < generator.num_ws:
-            raise StudioError(f"rows must satisfy 0 <= first <= last <= {generator.num_ws - 1}, "
-                              f"got {first_row} to {last_row}")
-        codes = [self.resolve_code(ref, library, model_name, 0.7)
-                 for ref in (target, with_expression, without_expression)]
+                            without_expression: str, strength=codes.DEFAULT_EXPRESSION_STRENGTH,
+                            first_row=0, last_row=-1) -> EditResult:
+        """w1 + strength (w2 - w3) on rows first..last (last -1: the last row)."""
+        generator = self.generator(model_name)
+        top = generator.num_ws - 1
+        first = whole(first_row if first_row is not None else 0, "the first row", 0, top)
+        last = whole(last_row if last_row is not None else -1, "the last row", -1, top)
+        last = top if last < 0 else last
+        if first > last:
+            raise StudioError(f"rows must satisfy 0 <= first <= last <= {top}, got {first} to {last}")
+        codes_in = [self.resolve_code(ref, library, model_name) for ref in (target, with_expression, without_expression)]
         with timed() as clock:
-            ws = edits.expression_transfer_codes(generator, *codes, strength=float(strength),
-                                                 rows=list(range(first_row, last_row + 1)))
+            ws = edits.expression_transfer_codes(generator, *codes_in, strength=strength,
+                                                 rows=list(range(first, last + 1)))
             image = self.render(model_name, ws)
-        distance = metrics.identity_distance(self.render(model_name, codes[0]), image)
+        distance = metrics.identity_distance(self.render(model_name, codes_in[0]), image)
         extra = ("" if distance is None else
                  f" · identity distance to the target: {distance:.3f} ({'same' if distance < 0.6 else 'another'} "
                  "person by dlib's 0.6 threshold)")
         return self._result(library, model_name, image, "expression", clock, ws, extra)
 
     def style_mixing(self, library: CodeLibrary, model_name: str, source_seeds, destination_seeds,
-                     level: str, psi) -> dict:
-        generator = self.load(model_name).generator
+                     level: str = codes.DEFAULT_MIXING_LEVEL, psi=codes.DEFAULT_PSI) -> EditResult:
+        """The StyleGAN paper's grid: sources along the top (columns), destinations down the left
+        (rows); each cell is the destination with the `level` styles copied from the source."""
+        generator = self.generator(model_name)
+        sources = codes.parse_seeds(source_seeds, limit=codes.MAX_MIXING_SEEDS)
+        destinations = codes.parse_seeds(destination_seeds, limit=codes.MAX_MIXING_SEEDS)
         with timed() as clock:
-            grid = edits.style_mixing_grid(generator, parse_seeds(source_seeds), parse_seeds(destination_seeds),
-                                           level, check_psi(psi))
-        image = tensor_to_pil(grid.image)
-        return self._result(library, model_name, image, f"style_mixing_{level}", clock)
+            grid = edits.style_mixing_grid(generator, sources, destinations, level, codes.check_psi(psi))
+        return self._result(library, model_name, Image.fromarray(grid.image), f"style_mixing_{level}", clock)
 
-    def blend(self, library: CodeLibrary, model_name: str, first: str, second: str, mask_kind: str, alpha,
-              pose_from_a: bool, resolutions, painted=None) -> dict:
-        generator = self.load(model_name).generator
-        ws_a = self.resolve_code(first, library, model_name, 0.7)
-        ws_b = self.resolve_code(second, library, model_name, 0.7)
-        mask = self._blend_mask(mask_kind, alpha, painted)
-        chosen = {int(r) for r in (resolutions or [])}
-        if not chosen:
-            raise StudioError("choose at least one resolution to blend at")
+    def blend(self, library: CodeLibrary, model_name: str, first: str, second: str, mask: BlendMask,
+              pose_from_a: bool = False, resolutions: Optional[Sequence[int]] = None) -> EditResult:
+        """SOAT feature blend of A and B at the layers of the chosen resolutions (None: all)."""
+        generator = self.generator(model_name)
+        ws_a = self.resolve_code(first, library, model_name)
+        ws_b = self.resolve_code(second, library, model_name)
+        chosen = set(codes.layer_resolutions(generator)) if resolutions is None else {
+            whole(r, "a blend resolution", 1, 1 << 20) for r in resolutions}
         layers = [i for i, layer in enumerate(generator.layers) if layer.resolution in chosen]
+        if not layers:
+            raise StudioError(f"choose at least one resolution to blend at: "
+                              f"{', '.join(map(str, codes.layer_resolutions(generator)))}")
         with timed() as clock:
-            image = feature_blend.feature_blend(generator, ws_a.to(self.device), ws_b.to(self.device), mask,
-                                                layers=layers, pose_from_a=bool(pose_from_a))
-        return self._result(library, model_name, tensor_to_pil(image), f"blend_{mask_kind}", clock)
+            image = feature_blend.feature_blend(generator, ws_a.to(self.device), ws_b.to(self.device),
+                                                _blend_mask(mask), layers=layers, pose_from_a=bool(pose_from_a))
+        return self._result(library, model_name, tensor_to_pil(image), f"blend_{mask.kind}", clock)
 
-    @staticmethod
-    def _blend_mask(kind: str, alpha, painted):
-        if kind == "horizontal":
-            return feature_blend.horizontal_ramp
-        if kind == "vertical":
-            return feature_blend.vertical_ramp
-        if kind == "constant":
-            return float(alpha)
-        if kind == "painted":
-            return painted_mask(painted)
-        raise StudioError(f"unknown mask {kind!r}: horizontal, vertical, constant or painted")
-
-    def panorama(self, library: CodeLibrary, model_name: str, references: str, direction: str,
-                 sigma) -> dict:
-        generator = self.load(model_name).generator
-        refs = [r.strip() for r in str(references or "").split(",") if r.strip()]
-        if not 2 <= len(refs) <= feature_blend.MAX_PANORAMA_CODES:
-            raise StudioError(f"a panorama needs between 2 and {feature_blend.MAX_PANORAMA_CODES} codes, "
-                              f"got {len(refs)}")
-        seeds = [SEED_REFERENCE.match(r) for r in refs]
+    def panorama(self, library: CodeLibrary, model_name: str, references: Sequence[str],
+                 direction: str = "horizontal", sigma=codes.DEFAULT_SMOOTHING_SIGMA) -> EditResult:
+        """A SOAT panorama through the codes in order (library names or 'seed N')."""
+        generator = self.generator(model_name)
+        refs = [r.strip() for r in references if r and r.strip()]
+        if not 2 <= len(refs) <= codes.MAX_PANORAMA_CODES:
+            raise StudioError(f"a panorama needs between 2 and {codes.MAX_PANORAMA_CODES} codes, got {len(refs)}")
+        sigma = codes.check_number(sigma, "the smoothing sigma", *codes.SMOOTHING_SIGMA)
+        seeds = [codes.seed_of(r) for r in refs]
         with timed() as clock:
-            if all(seeds) and not any(r in library for r in refs):
-                codes = feature_blend.smoothed_random_codes(generator, [int(m.group(1)) for m in seeds], float(sigma))
+            if None not in seeds and not any(r in library for r in refs):
+                path = feature_blend.smoothed_random_codes(generator, seeds, sigma)
             else:
-                codes = feature_blend.gaussian_smooth(
-                    torch.cat([self.resolve_code(r, library, model_name, 0.7) for r in refs]), float(sigma))
-            image = feature_blend.render_panorama(generator, codes.to(self.device), direction)
+                path = feature_blend.gaussian_smooth(
+                    torch.cat([self.resolve_code(r, library, model_name) for r in refs]), sigma)
+            image = feature_blend.render_panorama(generator, path.to(self.device), direction)
         return self._result(library, model_name, tensor_to_pil(image), f"panorama_{len(refs)}", clock)
 
 
-WHOLE_IMAGE = "whole image (no alignment)"
-MAX_INVERT_STEPS = 5000
+def _project_in_worker(generator, aligned: Picture, options, cancel: Optional[threading.Event]):
+    """Run the projector in a thread, yielding its progress as InvertUpdates; returns its result."""
+    from . import projector
+
+    cancel = cancel or threading.Event()
+    updates: "queue.Queue" = queue.Queue()
+
+    def report(step, total, preview, loss):
+        updates.put(InvertUpdate(aligned=aligned, step=step, total=total,
+                                 preview=None if preview is None else _as_pil(preview),
+                                 info=f"step {step}/{total} · loss {loss:.4f}"))
+
+    def work():
+        try:
+            updates.put(("result", projector.project(generator, aligned.image, options, progress=report,
+                                                      cancel=cancel)))
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer thread
+            updates.put(("error", error))
+
+    threading.Thread(target=work, name="invert", daemon=True).start()
+    try:
+        while True:
+            item = updates.get()
+            if isinstance(item, InvertUpdate):
+                yield item
+                continue
+            kind, payload = item
+            if kind == "error":
+                raise payload
+            return payload
+    finally:
+        cancel.set()  # a no-op after success; stops the worker when the consumer goes away
 
 
-def default_invert_steps() -> int:
-    """The projector's default number of steps (its default recipe is tuned for it)."""
-    from .projector import ProjectorOptions
-
-    return ProjectorOptions().steps
-
-
-@dataclass
-class InvertUpdate:
-    aligned: Optional[Image.Image] = None
-    image: Optional[Image.Image] = None
-    metrics: Optional[dict] = None
-    files: Optional[list] = None
-    info: str = ""
-    step: int = 0
-    total: int = 0
-    done: bool = False
+def _blend_mask(mask: BlendMask):
+    if mask.kind == "horizontal":
+        return feature_blend.horizontal_ramp
+    if mask.kind == "vertical":
+        return feature_blend.vertical_ramp
+    if mask.kind == "constant":
+        return codes.check_number(mask.alpha, "the constant alpha", 0.0, 1.0)
+    if mask.kind == "painted":
+        if mask.painted is None:
+            raise StudioError("paint a mask first (the painted strokes are where B shows)")
+        if float(np.max(mask.painted)) <= 0:
+            raise StudioError("the painted mask is empty: paint where B should show")
+        return mask.painted
+    raise StudioError(f"unknown mask {mask.kind!r}: horizontal, vertical, constant or painted")
 
 
 def _as_pil(image) -> Image.Image:
     return image if isinstance(image, Image.Image) else tensor_to_pil(image)
 
 
-def painted_mask(editor_value) -> np.ndarray:
-    """A Gradio ImageEditor value -> an H x W mask in [0, 1]: where the user painted, B shows."""
-    if editor_value is None:
-        raise StudioError("paint a mask first (the painted strokes are where B shows)")
-    layers = editor_value.get("layers") if isinstance(editor_value, dict) else None
-    if not layers:
-        raise StudioError("the painted mask is empty: paint where B should show")
-    strokes = np.zeros(np.asarray(layers[0]).shape[:2], dtype=np.float32)
-    for layer in layers:
-        array = np.asarray(layer, dtype=np.float32)
-        if array.ndim == 3 and array.shape[2] == 4:
-            strokes = np.maximum(strokes, array[..., 3] / 255.0)
-    if strokes.max() <= 0:
-        raise StudioError("the painted mask is empty: paint where B should show")
-    return strokes
-
-
 def _draw_faces(image: Image.Image, faces) -> Image.Image:
-    """A copy of the photo with each detected face boxed and numbered as in the Face menu."""
-    from PIL import ImageDraw
+    """A copy of the photo with each detected face boxed and numbered from 1, largest first."""
+    from PIL import ImageDraw, ImageFont
 
     preview = image.copy()
     preview.thumbnail((768, 768))
     scale = preview.width / image.width
     draw = ImageDraw.Draw(preview)
+    font = ImageFont.load_default(size=max(16, preview.width // 24))
     for number, face in enumerate(faces, start=1):
         box = [face.left * scale, face.top * scale, face.right * scale, face.bottom * scale]
         draw.rectangle(box, outline=(255, 80, 0), width=3)
-        draw.text((box[0] + 4, box[1] + 2), str(number), fill=(255, 80, 0))
+        draw.text((box[0] + 4, box[1] + 2), str(number), fill=(255, 80, 0), font=font,
+                  stroke_width=2, stroke_fill=(0, 0, 0))
     return preview

@@ -1,24 +1,225 @@
-"""The running app through gradio_client, as a script user sees it: real weights, end to end."""
-import threading
-import zlib
+"""The app through gradio_client: every endpoint on a tiny random model (fast, the default suite),
+then the real default model end to end (marked real)."""
+import logging
 import struct
+import threading
+import time
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+import app
+from conftest import free_port
+from stylegan_core import align, codes, perceptual, projector, zoo
+from stylegan_core.export import save_generator
 from stylegan_core.latents import load_latent
-
-pytestmark = pytest.mark.real
+from stylegan_core.stylegan2 import tiny_stylegan2
+from stylegan_core.studio import Studio
+from ui.common import HEAVY, public_message
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "examples" / "astronaut.jpg"
 ALL_RESOLUTIONS = [4, 8, 16, 32, 64, 128, 256, 512, 1024]
 
 
+# -- every endpoint on a tiny model ------------------------------------------------------------------
+def random_vgg(device="cpu"):
+    """A random-weight VGG: the app's wiring does not need ImageNet features."""
+    torch.manual_seed(0)
+    vgg = perceptual.VGG16Features().eval().requires_grad_(False)
+    for conv in vgg.convs.values():
+        conv.weight.data.mul_(0.05)
+    return vgg
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """`build_app` on a 32 px random StyleGAN2 checkpoint, served in this process."""
+    folder = tmp_path_factory.mktemp("tiny_app")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STYLEGAN_WEIGHTS_DIR", str(folder / "weights"))
+        patch.setattr(projector, "load_vgg16", random_vgg)
+        # dlib's detector takes a second a call here and finds no face in a random model's output;
+        # detection itself is tested in test_align.py.
+        patch.setattr(align, "detect_faces", lambda image: [])
+        checkpoint = save_generator(tiny_stylegan2(0), folder / "tiny.safetensors")
+        zoo.clear_loaded_models()
+        studio = Studio(default_model=zoo.CUSTOM_CHECKPOINT, device="cpu", checkpoint=str(checkpoint),
+                        output_dir=str(folder / "out"))
+        demo = app.build_app(studio).queue()
+        port = free_port()
+        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                    **app.LAUNCH_OPTIONS)
+        try:
+            yield demo, studio, f"http://127.0.0.1:{port}/", folder
+        finally:
+            demo.close()
+            zoo.clear_loaded_models()
+
+
+@pytest.fixture
+def tiny_client(tiny):
+    return Client(tiny[2], verbose=False)
+
+
+def tiny_photo(folder: Path) -> Path:
+    path = folder / "photo.png"
+    gradient = np.linspace(0, 255, 48 * 48 * 3).reshape(48, 48, 3).astype(np.uint8)
+    Image.fromarray(gradient).save(path)
+    return path
+
+
+def names(client):
+    return [entry["name"] for entry in client.predict(api_name="/list_codes")]
+
+
+def test_every_endpoint_answers_through_gradio_client(tiny, tiny_client):
+    demo, studio, url, folder = tiny
+    client = tiny_client
+    photo = handle_file(str(tiny_photo(folder)))
+    calls = {
+        "/generate": lambda: client.predict("1, 2", 0.7, api_name="/generate"),
+        "/list_codes": lambda: client.predict(api_name="/list_codes"),
+        "/detect_faces": lambda: client.predict(photo, api_name="/detect_faces"),
+        "/invert": lambda: client.predict(photo, "whole image (no alignment)", 10, "w", api_name="/invert"),
+        "/morph": lambda: client.predict("seed 1", "seed 2", 3, "linear W+", api_name="/morph"),
+        "/style_transfer": lambda: client.predict("seed 1", "seed 2", 8, api_name="/style_transfer"),
+        "/expression_transfer": lambda: client.predict("seed 1", "seed 2", "seed 3", 1.0, 0, -1,
+                                                       api_name="/expression_transfer"),
+        "/style_mixing": lambda: client.predict("1, 2", "3", "coarse", 0.7, api_name="/style_mixing"),
+        "/blend": lambda: client.predict("seed 1", "seed 2", "horizontal", 0.5, True, [4, 8, 16, 32], None,
+                                         api_name="/blend"),
+        "/panorama": lambda: client.predict("seed 1, seed 2, seed 3", "horizontal", 1.0, api_name="/panorama"),
+        "/rename_code": lambda: client.predict("seed 1", "first", api_name="/rename_code"),
+        "/delete_code": lambda: client.predict("first", api_name="/delete_code"),
+        "/export_library": lambda: client.predict(api_name="/export_library"),
+    }
+    results, seconds = {}, {}
+    for name, call in calls.items():
+        started = time.perf_counter()
+        results[name] = call()
+        seconds[name] = round(time.perf_counter() - started, 2)
+    print("seconds per call:", seconds)
+    exported = results["/export_library"]
+    results["/import_library"] = client.predict(handle_file(exported), api_name="/import_library")
+    results["/restore_latent"] = client.predict(handle_file(exported), api_name="/restore_latent")
+    endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert endpoints == set(results), "a new endpoint needs a call here"
+
+    gallery, files, info = results["/generate"]
+    assert [item["caption"] for item in gallery] == ["seed 1", "seed 2"] and "on cpu" in info
+    assert Image.open(gallery[0]["image"]).size == (32, 32)
+    assert results["/detect_faces"][0]["value"] == "whole image (no alignment)"  # no face in a gradient
+    aligned, inverted, metrics, invert_files, _ = results["/invert"]
+    assert Image.open(inverted).size == (32, 32) and metrics["psnr"] > 0
+    assert load_latent(next(f for f in invert_files if f.endswith(".npz"))).space == "w"
+    frames, morph_files, _ = results["/morph"]
+    assert len(frames) == 3 and morph_files[0].endswith(".gif")
+    for name in ("/style_transfer", "/expression_transfer", "/style_mixing", "/blend", "/panorama"):
+        image, downloads, info = results[name]
+        assert np.asarray(Image.open(image)).std() > 0 and downloads and "s on cpu" in info, name
+    assert "restored" in results["/import_library"] and "restored" in results["/restore_latent"][1]
+    assert "first" not in names(client) and "seed 2" in names(client)
+
+
+def test_every_model_event_shares_one_concurrency_limit(tiny):
+    demo = tiny[0]
+    heavy = {fn.api_name for fn in demo.fns.values() if fn.concurrency_id == HEAVY}
+    assert {"generate", "invert", "morph", "style_transfer", "expression_transfer", "style_mixing", "blend",
+            "panorama", "import_library", "restore_latent", "detect_faces"} <= heavy
+    assert len({fn.concurrency_limit for fn in demo.fns.values() if fn.concurrency_id == HEAVY}) == 1
+
+
+def test_resolution_choices_follow_the_model(tiny):
+    demo = tiny[0]
+    checkboxes = [block for block in demo.blocks.values() if type(block).__name__ == "CheckboxGroup"]
+    assert [value for _, value in checkboxes[0].choices] == [4, 8, 16, 32]  # the 32 px model, not 1024
+
+
+def test_style_mixing_labels_say_sources_are_columns(tiny):
+    labels = {block.elem_id: block.label for block in tiny[0].blocks.values() if getattr(block, "elem_id", None)}
+    assert "columns" in labels["mixing-sources"] and "rows" in labels["mixing-destinations"]
+
+
+def test_names_and_faces_from_gradio_client_alone(tiny_client):
+    """No page state: custom library names and face choices are accepted as values."""
+    client = tiny_client
+    client.predict("5", 0.7, api_name="/generate")
+    assert "renamed seed 5 to five" in client.predict("seed 5", "five", api_name="/rename_code")
+    with pytest.raises(AppError, match="no code named 'nobody'"):
+        client.predict("nobody", api_name="/delete_code")
+    photo = handle_file(str(REPO / "examples" / "astronaut.jpg"))
+    with pytest.raises(AppError) as caught:  # accepted by the menu; refused by the model check
+        client.predict(photo, "face 2", 10, "w+", api_name="/invert")
+    assert "not a valid choice" not in str(caught.value)
+
+
+def test_bad_inputs_get_plain_messages(tiny, tiny_client, tmp_path):
+    client = tiny_client
+    not_npz = tmp_path / "codes.npz"
+    not_npz.write_bytes(b"not a zip file")
+    bad_requests = [
+        ("/generate", ("9" * 5000, 0.7), "not a seed"),
+        ("/generate", ("1", 9.0), "psi|maximum"),
+        ("/style_transfer", ("7", "seed 2", 8), "seed 7"),
+        ("/morph", ("seed 1", "seed 2", 999, "linear W+"), "frames|maximum"),
+        ("/expression_transfer", ("seed 1", "seed 2", "seed 3", 1.0, 5, 2), "rows"),
+        ("/style_mixing", ("1-9", "1", "coarse", 0.7), "at most"),
+        ("/blend", ("seed 1", "seed 2", "painted", 0.5, False, [4], None), "paint"),
+        ("/panorama", ("seed 1", "horizontal", 1.0), "between 2"),
+        ("/import_library", (handle_file(str(not_npz)),), "not a latent"),
+    ]
+    for api_name, args, expected in bad_requests:
+        with pytest.raises(AppError) as caught:
+            client.predict(*args, api_name=api_name)
+        message = str(caught.value)
+        assert "Traceback" not in message and "Exceeds the limit" not in message, message
+        assert str(tmp_path) not in message and "/tmp/" not in message, message
+        assert any(word.lower() in message.lower() for word in expected.split("|")), (api_name, message)
+    assert client.predict("6", 0.7, api_name="/generate")[0]
+
+
+def test_a_bug_is_logged_with_its_trace_and_shown_briefly(tiny, tiny_client, monkeypatch, caplog):
+    studio = tiny[1]
+
+    def broken(*args, **kwargs):
+        return [][1]
+
+    monkeypatch.setattr(studio, "style_transfer", broken)
+    with caplog.at_level(logging.INFO, logger="app"), pytest.raises(AppError, match=r"Something went wrong \(IndexError\)"):
+        tiny_client.predict("seed 1", "seed 2", 8, api_name="/style_transfer")
+    bug = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert bug and bug[0].exc_info and bug[0].exc_info[0] is IndexError
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="app"), pytest.raises(AppError):
+        tiny_client.predict("x", 0.7, api_name="/generate")
+    user = [r for r in caplog.records if "not a seed" in r.getMessage()]
+    assert user and user[0].exc_info is None and "\n" not in user[0].getMessage()
+
+
+def test_uploads_over_the_cap_are_refused(tiny_client, tmp_path):
+    big = tmp_path / "big.npz"
+    with open(big, "wb") as file:
+        file.truncate(codes.MAX_UPLOAD_BYTES + 1)
+    with pytest.raises(Exception, match="(?i)too large|maximum|size"):
+        tiny_client.predict(handle_file(str(big)), api_name="/import_library")
+
+
+def test_public_message_hides_server_paths():
+    class Missing(Exception):
+        pass
+
+    message = public_message(Missing("no latent file at /srv/app/tmp/abc/code.npz; psi 0.5/1"))
+    assert message == "no latent file at code.npz; psi 0.5/1"
+
+
+# -- the real default model, as a script user sees it ---------------------------------------------
 @pytest.fixture
 def client(app_server):
     return Client(app_server.url, verbose=False)
@@ -29,7 +230,7 @@ def not_blank(path) -> bool:
     return pixels.std() > 10
 
 
-def codes(client):
+def codes_of(client):
     return [entry["name"] for entry in client.predict(api_name="/list_codes")]
 
 
@@ -48,15 +249,17 @@ def huge_png(path: Path, side: int = 20000) -> Path:
     return path
 
 
+@pytest.mark.real
 def test_generate(client):
     gallery, files, info = client.predict("1, 2", 0.7, api_name="/generate")
     assert [item["caption"] for item in gallery] == ["seed 1", "seed 2"]
     assert all(not_blank(item["image"]) for item in gallery)
     assert Image.open(files[0]).size == (1024, 1024)
     assert "on cpu" in info
-    assert codes(client) == ["seed 1", "seed 2"]
+    assert codes_of(client) == ["seed 1", "seed 2"]
 
 
+@pytest.mark.real
 def test_edits(client):
     calls = {
         "/style_transfer": ("seed 1", "seed 2", 64),
@@ -74,6 +277,7 @@ def test_edits(client):
     assert Image.open(files[0]).n_frames >= 3
 
 
+@pytest.mark.real
 def test_invert_a_photo(client):
     aligned, result, metrics, files, info = client.predict(
         handle_file(str(ASTRONAUT)), "largest face", 20, "w+", api_name="/invert")
@@ -81,9 +285,10 @@ def test_invert_a_photo(client):
     assert {"psnr", "ssim", "id_distance"} <= set(metrics)
     latent = load_latent(next(f for f in files if f.endswith(".npz")))
     assert latent.model_name == "ffhq-mobile" and tuple(latent.ws.shape) == (1, 23, 512)
-    assert "astronaut" in codes(client)
+    assert "astronaut" in codes_of(client)
 
 
+@pytest.mark.real
 def test_bad_inputs_get_messages_and_the_server_keeps_serving(client, tmp_path):
     client.predict("5", 0.7, api_name="/generate")
     text_file = tmp_path / "notes.png"
@@ -122,16 +327,18 @@ def test_bad_inputs_get_messages_and_the_server_keeps_serving(client, tmp_path):
         client.predict("alien", "seed 1", 64, api_name="/style_transfer")
     gallery, _, _ = client.predict("6", 0.7, api_name="/generate")
     assert not_blank(gallery[0]["image"])
-    assert {"seed 5", "alien", "seed 6"} <= set(codes(client))
+    assert {"seed 5", "alien", "seed 6"} <= set(codes_of(client))
 
 
+@pytest.mark.real
 def test_sessions_are_isolated(app_server):
     alice, bob = Client(app_server.url, verbose=False), Client(app_server.url, verbose=False)
     alice.predict("11", 0.7, api_name="/generate")
-    assert codes(alice) == ["seed 11"]
-    assert codes(bob) == []
+    assert codes_of(alice) == ["seed 11"]
+    assert codes_of(bob) == []
 
 
+@pytest.mark.real
 def test_five_users_at_once(app_server):
     jobs = {
         "generate": ("/generate", ("21, 22", 0.7)),
@@ -160,6 +367,7 @@ def test_five_users_at_once(app_server):
     print(f"peak server memory after 5 concurrent users: {app_server.peak_memory_mb():.0f} MB")
 
 
+@pytest.mark.real
 def test_the_readme_scripting_example_runs_as_written(app_server, monkeypatch, capsys):
     readme = (REPO / "README.md").read_text()
     start = readme.index("```python\n", readme.index("## Scripting")) + len("```python\n")

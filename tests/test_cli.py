@@ -55,6 +55,7 @@ def test_generate_single_seed_and_pattern(checkpoint, tmp_path):
     (["--seed", "1", "--model", "no-such-model"], "known models: ffhq-mobile"),
     (["--seeds", "1,x"], "not a seed"),
     (["--seed", "1", "--psi", "9"], "psi"),
+    (["--seeds", "9" * 5000], "not a seed"),
     (["--seed", "1", "--checkpoint", "/no/such/file.pt"], "no checkpoint file"),
 ])
 def test_generate_errors_are_messages(checkpoint, tmp_path, capsys, arguments, message):
@@ -62,6 +63,31 @@ def test_generate_errors_are_messages(checkpoint, tmp_path, capsys, arguments, m
     error = capsys.readouterr().err
     assert error.startswith("error: ") and message in error
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_bug_prints_its_trace_and_exit_code_2(checkpoint, tmp_path, monkeypatch, capsys):
+    _, path = checkpoint
+
+    def broken(*args, **kwargs):
+        return [][1]
+
+    monkeypatch.setattr(cli, "load_model_from_args", broken)
+    assert cli.main(["generate", "--seed", "1", "--checkpoint", str(path), "--out", str(tmp_path / "x.png")]) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" in error and "IndexError" in error
+
+
+def test_an_unwritable_output_is_a_message(checkpoint, tmp_path, capsys):
+    _, path = checkpoint
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    assert cli.main(["generate", "--seed", "1", "--checkpoint", str(path), "--out", str(blocker / "x.png")]) == 1
+    assert "error: cannot write" in capsys.readouterr().err
+
+
+def test_fetch_of_an_unknown_name_is_a_message(capsys):
+    assert cli.main(["fetch", "no/such-file"]) == 1
+    assert "neither a zoo model" in capsys.readouterr().err
 
 
 def test_models_lists_the_zoo(capsys):

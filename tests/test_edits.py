@@ -140,26 +140,38 @@ def test_mixing_levels_split_the_used_rows_by_resolution(generator):
     assert sorted(sum(levels.values(), [])) == used
 
 
+def as_pixels(image):
+    return np.asarray(edits.tensor_to_pil(image))
+
+
 def test_style_mixing_grid_layout_and_pieces(generator):
-    grid = edits.style_mixing_grid(generator, [1, 2, 3], [4, 5], level="middle", psi=0.7, batch_size=3)
+    grid = edits.style_mixing_grid(generator, [1, 2, 3], [4, 5], level="middle", psi=0.7)
     size = generator.resolution
-    assert grid.image.shape == (3, 3 * size, 4 * size)
-    assert grid.mixes.shape == (2, 3, 3, size, size)
-    assert torch.equal(grid.image[:, :size, :size], torch.ones(3, size, size))
-    assert torch.equal(grid.image[:, :size, size:2 * size], grid.sources[0])
-    assert torch.equal(grid.image[:, 2 * size:, :size], grid.destinations[1])
-    assert torch.equal(grid.image[:, 2 * size:, 3 * size:], grid.mixes[1, 2])
+    assert grid.cell == size and grid.image.dtype == np.uint8
+    assert grid.image.shape == (3 * size, 4 * size, 3)
+    assert (grid.cell_image(0, 0) == 255).all()
     sources = edits.random_codes(generator, [1, 2, 3], 0.7)
     destinations = edits.random_codes(generator, [4, 5], 0.7)
+    assert np.array_equal(grid.cell_image(0, 1), as_pixels(render_one(generator, sources[0:1])))
+    assert np.array_equal(grid.cell_image(2, 0), as_pixels(render_one(generator, destinations[1:2])))
     expected = destinations[1:2].clone()
     expected[:, grid.rows] = sources[2:3, grid.rows]
-    torch.testing.assert_close(grid.mixes[1, 2:3], render_one(generator, expected), rtol=0, atol=1e-5)
-    assert not torch.allclose(grid.mixes[1, 2], grid.destinations[1], atol=1e-2)
+    assert np.array_equal(grid.cell_image(2, 3), as_pixels(render_one(generator, expected)))
+    assert not np.array_equal(grid.cell_image(2, 3), grid.cell_image(2, 0))
 
 
 def test_mixing_a_code_with_itself_gives_the_code(generator):
     grid = edits.style_mixing_grid(generator, [9], [9], level="coarse")
-    torch.testing.assert_close(grid.mixes[0, 0], grid.sources[0], rtol=0, atol=1e-5)
+    assert np.array_equal(grid.cell_image(1, 1), grid.cell_image(0, 1))
+
+
+def test_a_big_grid_is_downscaled_to_fit_the_side_limit(generator, monkeypatch):
+    monkeypatch.setattr(edits, "MAX_GRID_SIDE", 100)
+    grid = edits.style_mixing_grid(generator, [1, 2, 3], [4], level="coarse")
+    assert grid.cell == 25 and grid.image.shape == (2 * 25, 4 * 25, 3)
+    full = as_pixels(render_one(generator, edits.random_codes(generator, [2], 0.7)))
+    shrunk = np.asarray(Image.fromarray(full).resize((25, 25), Image.Resampling.LANCZOS))
+    assert np.array_equal(grid.cell_image(0, 2), shrunk)
 
 
 # -- bad input ------------------------------------------------------------------------------
@@ -184,6 +196,7 @@ def test_bad_input_raises_clear_errors(generator, codes):
         (lambda: edits.expression_transfer_codes(generator, w1 * float("inf"), w2, w3), "infinite"),
         (lambda: edits.style_mixing_grid(generator, [1], [2], level="medium"), "coarse"),
         (lambda: edits.style_mixing_grid(generator, [], [2]), "seeds"),
+        (lambda: edits.style_mixing_grid(generator, [1], list(range(edits.MAX_MIXING_SEEDS + 1))), "seeds"),
         (lambda: edits.style_mixing_grid(generator, [1], [2], psi=5), "psi"),
         (lambda: edits.random_codes(generator, [-1]), "seed"),
         (lambda: edits.frames_to_gif([], "x.gif"), "no frames"),

@@ -1,5 +1,9 @@
 """The app's operations (Studio) on tiny random models: fast, and the same code paths the tabs use."""
 import io
+import os
+import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +15,11 @@ from stylegan_core.export import save_generator
 from stylegan_core.library import CodeLibrary
 from stylegan_core.mobile_stylegan import tiny_mobile_stylegan
 from stylegan_core.stylegan2 import tiny_stylegan2
-from stylegan_core.studio import Studio, StudioError, USER_ERRORS, painted_mask, parse_seeds
+from stylegan_core.codes import parse_seeds
+from stylegan_core.errors import UserError
+from stylegan_core.studio import BlendMask, Studio, StudioError
+from ui.tabs.blend import painted_mask
+from ui.tabs.invert import WHOLE_IMAGE, face_index, face_labels
 
 MODEL = zoo.CUSTOM_CHECKPOINT
 
@@ -35,15 +43,16 @@ def test_parse_seeds():
     assert parse_seeds("1, 2, 5-7") == [1, 2, 5, 6, 7]
     assert parse_seeds(3) == [3]
     for bad in ["", "a", "5-1", "1-100", str(2**32)]:
-        with pytest.raises(StudioError):
+        with pytest.raises(UserError):
             parse_seeds(bad)
 
 
 def test_generate_adds_codes_and_files(studio, library):
     result = studio.generate(library, MODEL, "1, 2", 0.7)
-    assert [caption for _, caption in result["images"]] == ["seed 1", "seed 2"]
-    assert library.names() == ["seed 1", "seed 2"]
-    assert all(Image.open(path).size == result["images"][0][0].size for path in result["files"])
+    assert [picture.caption for picture in result.pictures] == ["seed 1", "seed 2"]
+    assert library.names() == ["seed 1", "seed 2"] and result.added == ["seed 1", "seed 2"]
+    assert result.files == [picture.path for picture in result.pictures]  # each image written once
+    assert all(np.array_equal(np.asarray(Image.open(p.path)), np.asarray(p.image)) for p in result.pictures)
 
 
 def test_seed_reference_and_library_reference_give_the_same_code(studio, library):
@@ -60,7 +69,7 @@ def test_code_of_another_model_is_refused_and_library_kept(studio, library):
 
 
 def test_style_transfer_with_the_same_code_reproduces_it(studio, library):
-    same = studio.style_transfer(library, MODEL, "seed 3", "seed 3", 16)["image"]
+    same = studio.style_transfer(library, MODEL, "seed 3", "seed 3", 16).picture.image
     assert np.array_equal(np.asarray(same), np.asarray(studio.render(MODEL, studio.seed_code(MODEL, 3, 0.7))))
 
 
@@ -73,26 +82,26 @@ def test_every_edit_returns_an_image_and_downloads(studio, library):
     results = [
         studio.style_transfer(library, MODEL, "seed 1", "seed 2", 8),
         studio.style_mixing(library, MODEL, "1, 2", "3", "coarse", 0.7),
-        studio.blend(library, MODEL, "seed 1", "seed 2", "horizontal", 0.5, True, [4, 8, 16, 32, 64]),
-        studio.panorama(library, MODEL, "seed 1, seed 2, seed 3", "horizontal", 1.0),
+        studio.blend(library, MODEL, "seed 1", "seed 2", BlendMask("horizontal"), True, [4, 8, 16, 32, 64]),
+        studio.panorama(library, MODEL, ["seed 1", "seed 2", "seed 3"], "horizontal", 1.0),
     ]
     for result in results:
-        assert isinstance(result["image"], Image.Image) and result["files"]
-        assert np.asarray(result["image"]).std() > 0
+        assert isinstance(result.picture.image, Image.Image) and result.files[0] == result.picture.path
+        assert np.asarray(result.picture.image).std() > 0
     morph = studio.morph(library, MODEL, "seed 1", "seed 2", 3)
-    assert len(morph["images"]) == 3 and morph["files"][0].endswith(".gif")
+    assert len(morph.pictures) == 3 and morph.files[0].endswith(".gif")
 
 
 def test_panorama_needs_two_codes(studio, library):
     with pytest.raises(StudioError, match="between 2 and"):
-        studio.panorama(library, MODEL, "seed 1", "horizontal", 1.0)
+        studio.panorama(library, MODEL, ["seed 1"], "horizontal", 1.0)
 
 
 def test_spherical_morph_needs_seeds(studio, library):
     studio.generate(library, MODEL, "1", 0.7)
     with pytest.raises(StudioError, match="between two seeds"):
         studio.morph(library, MODEL, "seed 1", "missing", 3, spherical=True)
-    assert len(studio.morph(library, MODEL, "seed 4", "seed 5", 3, spherical=True)["images"]) == 3
+    assert len(studio.morph(library, MODEL, "seed 4", "seed 5", 3, spherical=True).pictures) == 3
 
 
 def test_painted_mask_from_editor_layers():
@@ -100,23 +109,30 @@ def test_painted_mask_from_editor_layers():
     layer[:, 15:, 3] = 255
     mask = painted_mask({"background": None, "layers": [layer], "composite": None})
     assert mask.shape == (20, 30) and mask[:, 15:].min() == 1 and mask[:, :15].max() == 0
-    with pytest.raises(StudioError, match="empty"):
-        painted_mask({"layers": [np.zeros((4, 4, 4), np.uint8)]})
-    with pytest.raises(StudioError):
-        painted_mask(None)
+    assert painted_mask(None) is None and painted_mask({"layers": []}) is None
 
 
 def test_bad_edit_inputs_raise_user_errors(studio, library):
     bad_calls = [
         lambda: studio.expression_transfer(library, MODEL, "seed 1", "seed 2", "seed 3", 99.0),
+        lambda: studio.expression_transfer(library, MODEL, "seed 1", "seed 2", "seed 3", 1.0, float("nan")),
         lambda: studio.morph(library, MODEL, "seed 1", "seed 2", 1000),
-        lambda: studio.blend(library, MODEL, "seed 1", "seed 2", "painted", 0.5, False, [4], None),
-        lambda: studio.blend(library, MODEL, "seed 1", "", "constant", 0.5, False, [4]),
-        lambda: studio.blend(library, MODEL, "seed 1", "seed 2", "constant", 0.5, False, []),
+        lambda: studio.morph(library, MODEL, "seed 1", "seed 2", float("inf")),
+        lambda: studio.blend(library, MODEL, "seed 1", "seed 2", BlendMask("painted"), False, [4]),
+        lambda: studio.blend(library, MODEL, "seed 1", "seed 2", BlendMask("painted", painted=np.zeros((4, 4))), False),
+        lambda: studio.blend(library, MODEL, "seed 1", "", BlendMask("constant"), False, [4]),
+        lambda: studio.blend(library, MODEL, "seed 1", "seed 2", BlendMask("constant"), False, []),
+        lambda: studio.blend(library, MODEL, "seed 1", "seed 2", BlendMask("constant", alpha=2.0), False),
+        lambda: studio.style_transfer(library, MODEL, "seed 1", "seed 2", 10**5000),
+        lambda: studio.generate(library, MODEL, "9" * 5000),
+        lambda: studio.style_mixing(library, MODEL, "1-9", "1"),
+        lambda: studio.invert_stream(library, MODEL, None, 0, 6000).__next__(),
+        lambda: studio.invert_stream(library, MODEL, None, 0, 10, "z").__next__(),
     ]
     for call in bad_calls:
-        with pytest.raises(USER_ERRORS):
+        with pytest.raises(UserError) as caught:
             call()
+        assert "Exceeds the limit" not in str(caught.value) and len(str(caught.value)) < 300
 
 
 def test_export_and_import_round_trip(studio, library):
@@ -124,7 +140,61 @@ def test_export_and_import_round_trip(studio, library):
     path = studio.export_library(library)
     other = CodeLibrary()
     result = studio.import_codes(other, MODEL, path)
-    assert other.names() == library.names() and result["image"] is not None
-    with pytest.raises(USER_ERRORS):
+    assert other.names() == library.names() and result.picture is not None and result.added == library.names()
+    with pytest.raises(UserError):
         studio.import_codes(other, MODEL, io.BytesIO(b"not npz"))
     assert other.names() == library.names()
+
+
+def test_style_mixing_grid_has_sources_along_the_top_and_destinations_down_the_left(studio, library):
+    """Pins the orientation the tab's labels describe: columns = sources, rows = destinations."""
+    grid = np.asarray(studio.style_mixing(library, MODEL, "1, 2", "3", "coarse", 0.7).picture.image)
+    size = studio.generator(MODEL).resolution
+    assert grid.shape[:2] == (2 * size, 3 * size)  # (1 + destinations) rows x (1 + sources) columns
+    for column, seed in enumerate((1, 2), start=1):
+        cell = grid[:size, column * size:(column + 1) * size]
+        assert np.array_equal(cell, np.asarray(studio.render(MODEL, studio.seed_code(MODEL, seed, 0.7))))
+    left = grid[size:, :size]
+    assert np.array_equal(left, np.asarray(studio.render(MODEL, studio.seed_code(MODEL, 3, 0.7))))
+
+
+def test_face_menu_labels_round_trip():
+    labels = face_labels(2)
+    assert labels == ["face 1 (largest)", "face 2", WHOLE_IMAGE]
+    assert [face_index(label) for label in labels] == [0, 1, None]
+    assert face_index("largest face") == 0 and face_index("face 3") == 2
+
+
+def test_resolutions_follow_the_model(studio):
+    generator = studio.generator(MODEL)
+    assert studio.resolutions(MODEL) == sorted({layer.resolution for layer in generator.layers})
+    assert studio.resolutions("ffhq-mobile")[-1] == 1024  # a zoo model is not loaded for its choices
+
+
+def test_a_loaded_model_is_served_while_another_model_loads(studio, monkeypatch):
+    studio.load(MODEL)
+    started, release = threading.Event(), threading.Event()
+
+    def slow_load(name, device="cpu", checkpoint=None):
+        started.set()
+        release.wait(10)
+        raise zoo.ModelError("gave up")
+
+    monkeypatch.setattr(zoo, "load_model", slow_load)
+    loader = threading.Thread(target=lambda: pytest.raises(zoo.ModelError, studio.load, "ffhq-mobile"))
+    loader.start()
+    assert started.wait(10) and studio.is_loading("ffhq-mobile")
+    begun = time.perf_counter()
+    assert studio.load(MODEL) is studio.load(MODEL)
+    assert time.perf_counter() - begun < 1.0
+    release.set()
+    loader.join(10)
+    assert not studio.is_loading("ffhq-mobile")
+
+
+def test_old_outputs_expire(studio, tmp_path):
+    path = Path(studio.picture(Image.new("RGB", (4, 4)), "old").path)
+    old = time.time() - studio.retention_s - 10
+    os.utime(path.parent, (old, old))
+    studio._last_expiry = 0.0
+    assert studio.expire_outputs() >= 1 and not path.exists()

@@ -1,0 +1,195 @@
+"""What every tab shares: the `AppContext` a tab builder receives, the error boundary, code pickers
+that refresh with the library, model-following choices, and the one concurrency limit for heavy work.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import gradio as gr
+
+from stylegan_core.errors import UserError
+from stylegan_core.library import CodeLibrary
+from stylegan_core.studio import Picture, Studio
+
+log = logging.getLogger("app")
+
+SEED_EXAMPLES = ["seed 1", "seed 2", "seed 3", "seed 4", "seed 5", "seed 6"]
+HEAVY = "heavy"  # the concurrency id every model-running event shares
+MAX_MESSAGE_LINES = 3
+MAX_MESSAGE_CHARS = 600
+
+
+def heavy_concurrency() -> int:
+    """How many model-running requests run at once on this machine ($STYLEGAN_CONCURRENCY
+    overrides): one per 4 CPU cores (a request uses every core through torch's threads, and
+    more at once only stacks memory peaks), two on a GPU."""
+    if os.environ.get("STYLEGAN_CONCURRENCY"):
+        return max(1, int(os.environ["STYLEGAN_CONCURRENCY"]))
+    import torch
+
+    if torch.cuda.is_available():
+        return 2
+    return max(1, (os.cpu_count() or 1) // 4)
+
+
+# -- the error boundary ---------------------------------------------------------------------------
+def public_message(error: BaseException) -> str:
+    """A UserError's message as a visitor may see it: absolute server paths cut to the file name,
+    at most a few lines (the full text is in the server log)."""
+    text = hide_paths(str(error).strip() or type(error).__name__)
+    lines = text.splitlines()
+    if len(lines) > MAX_MESSAGE_LINES:
+        text = "\n".join(lines[:MAX_MESSAGE_LINES]) + "\n… (the full text is in the server log)"
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "…"
+
+
+def hide_paths(text: str) -> str:
+    """Absolute server paths cut to their file name ('/srv/app/x/code.npz' -> 'code.npz')."""
+    return re.sub(r"(?<![\w.:/~])/(?:[^\s/'\"\])]+/)+([^\s/'\"\])]*)", r"\1", text)
+
+
+def to_gradio_error(error: BaseException, where: str) -> gr.Error:
+    """The one error rule at the app's edge: a UserError is shown as it is (logged in one line);
+    anything else is a bug, logged with its stack trace and shown as a short apology."""
+    if isinstance(error, gr.Error):
+        return error
+    if isinstance(error, UserError):
+        message = public_message(error)
+        log.info("%s: %s: %s", where, type(error).__name__, " ".join(str(error).split()))
+        return gr.Error(message, print_exception=False)
+    log.error("unexpected error in %s", where, exc_info=error)
+    return gr.Error(f"Something went wrong ({type(error).__name__}). The server keeps running; please try "
+                    "again or report it with the server log.", print_exception=False)
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Wrap an event handler (plain or generator) with the error boundary."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generator_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as error:  # noqa: BLE001 - the boundary between the app and the user
+                raise to_gradio_error(error, fn.__name__) from None
+        return generator_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - the boundary between the app and the user
+            raise to_gradio_error(error, fn.__name__) from None
+    return wrapper
+
+
+# -- values shown by components -------------------------------------------------------------------
+def gallery_value(pictures: Sequence[Picture]) -> list[tuple[str, str]]:
+    """Pictures as a gr.Gallery value: the files already written, so Gradio does not write them again."""
+    return [(picture.path, picture.caption) for picture in pictures]
+
+
+def file_path(upload) -> Optional[str]:
+    """A gr.File value (a path, or an object with .name from older clients) -> a path or None."""
+    if upload is None:
+        return None
+    return str(getattr(upload, "name", upload))
+
+
+# -- the context a tab builder receives -----------------------------------------------------------
+@dataclass
+class AppContext:
+    """Everything a tab needs besides its own components.
+
+    studio: the operations; library: the visitor's gr.State(CodeLibrary); model: the model picker.
+    Register events with `event(...)` and the wiring (error boundary, library refresh, shared
+    concurrency, model input) is done for you.
+    """
+
+    studio: Studio
+    library: gr.State
+    model: gr.Dropdown
+    pickers: list = field(default_factory=list)
+    _library_views: list = field(default_factory=list)  # (outputs, fn(lib) -> updates)
+    _library_events: list = field(default_factory=list)
+    _model_views: list = field(default_factory=list)  # (output, fn(model_name) -> update)
+
+    def code_picker(self, label: str, value: str, **kwargs) -> gr.Dropdown:
+        """A dropdown of library codes plus 'seed N' examples; typing any 'seed N' works too."""
+        picker = gr.Dropdown(choices=SEED_EXAMPLES, value=value, label=label, allow_custom_value=True,
+                             info="a code from your library, or 'seed N'", **kwargs)
+        self.pickers.append(picker)
+        return picker
+
+    def on_library_change(self, outputs: list, fn: Callable[[CodeLibrary], list]) -> None:
+        """Refresh `outputs` with fn(library) after every event that changes the library."""
+        self._library_views.append((outputs, fn))
+
+    def follow_model(self, output, fn: Callable[[str], dict]) -> None:
+        """Update `output` with fn(model_name) when the page loads and when the model changes."""
+        self._model_views.append((output, fn))
+
+    def event(self, trigger: Callable, fn: Callable, inputs: list, outputs: list, api_name: str, *,
+              heavy: bool = True, library=True, with_model: bool = True, **kwargs):
+        """Wire `fn` to `trigger` (e.g. `button.click`) behind the error boundary.
+
+        library=True: fn receives the visitor's CodeLibrary first and returns it first, and the
+        library views refresh afterwards; library="read": fn receives it but does not return it;
+        False: neither. with_model=True appends the model picker's value to the inputs (last, so
+        API callers may omit it). heavy=True puts the event in the one shared queue of model work.
+        The API's arguments are `inputs` in order, as shown on the page; keep that order stable.
+        """
+        inputs = ([self.library] if library else []) + list(inputs) + ([self.model] if with_model else [])
+        outputs = ([self.library] if library is True else []) + list(outputs)
+        if heavy:
+            kwargs.setdefault("concurrency_id", HEAVY)
+            kwargs.setdefault("concurrency_limit", heavy_concurrency())
+        else:
+            kwargs.setdefault("queue", False)
+        event = trigger(user_errors(fn), inputs, outputs, api_name=api_name, **kwargs)
+        if library is True:
+            self._library_events.append(event)
+        return event
+
+    def finish(self, demo: gr.Blocks) -> None:
+        """Wire the library refresh and the model-following views (after every tab is built)."""
+        views = [(self.pickers, lambda lib: [gr.update(choices=lib.names() + SEED_EXAMPLES)] * len(self.pickers)),
+                 *self._library_views]
+        refresh_outputs = [output for outputs, _ in views for output in outputs]
+
+        def refresh(lib: CodeLibrary):
+            return [update for _, fn in views for update in fn(lib)]
+
+        for event in self._library_events:
+            event.success(refresh, self.library, refresh_outputs, queue=False, api_visibility="private")
+        if self._model_views:
+            model_outputs = [output for output, _ in self._model_views]
+
+            def follow(model_name: str):
+                try:
+                    return [fn(model_name) for _, fn in self._model_views]
+                except UserError:  # the model is not available: the status line says why
+                    return [gr.skip() for _ in model_outputs]
+
+            for trigger in (demo.load, self.model.change):
+                trigger(follow, self.model, model_outputs, queue=False, api_visibility="private")
+
+
+def model_bar(studio: Studio, demo: gr.Blocks) -> gr.Dropdown:
+    """The model picker and the status line (polled every 2 s only while a model is loading)."""
+    with gr.Row():
+        model = gr.Dropdown(studio.model_choices(), value=studio.default_model, label="Model", scale=1)
+        status = gr.Markdown(elem_id="status-line")
+    timer = gr.Timer(2.0)
+
+    def show_status(model_name):
+        return hide_paths(studio.status_line(model_name)), gr.Timer(active=studio.is_loading(model_name))
+
+    for trigger in (demo.load, model.change, timer.tick):
+        trigger(show_status, model, [status, timer], api_visibility="private", queue=False)
+    return model

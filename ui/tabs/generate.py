@@ -1,0 +1,29 @@
+"""Generate: faces from seeds; each code joins the library as 'seed N'."""
+import gradio as gr
+
+from stylegan_core import codes
+from ui.common import AppContext, gallery_value
+
+TITLE, ID = "Generate", "generate"
+
+
+def build(ctx: AppContext) -> None:
+    with gr.Row():
+        seeds = gr.Textbox("1, 2, 3, 4", label="Seeds",
+                           info=f"e.g. '7' or '1, 5, 10-13' (at most {codes.MAX_SEEDS_PER_CALL})")
+        psi = psi_slider()
+    button = gr.Button("Generate", variant="primary")
+    gallery = gr.Gallery(label="Faces", columns=4, height="auto", elem_id="generate-gallery")
+    files = gr.File(label="Downloads", file_count="multiple")
+    info = gr.Markdown()
+
+    def generate(lib, seeds_text, psi_value, model_name):
+        result = ctx.studio.generate(lib, model_name, seeds_text, psi_value)
+        return lib, gallery_value(result.pictures), result.files, result.info
+
+    ctx.event(button.click, generate, [seeds, psi], [gallery, files, info], api_name="generate")
+
+
+def psi_slider() -> gr.Slider:
+    return gr.Slider(*codes.PSI_RANGE, codes.DEFAULT_PSI, step=0.05, label="Truncation psi",
+                     info="lower: more typical faces; 1: the full variety; below 0: the 'opposite' face")

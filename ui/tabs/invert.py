@@ -1,0 +1,83 @@
+"""Invert: find the code of a face photo (Image2StyleGAN projection), with previews while it runs."""
+import re
+from typing import Optional
+
+import gradio as gr
+
+from stylegan_core import codes
+from ui.common import AppContext, file_path
+
+TITLE, ID = "Invert", "invert"
+LARGEST = "largest face"
+WHOLE_IMAGE = "whole image (no alignment)"
+
+
+def face_labels(count: int) -> list[str]:
+    """The Face menu for a photo with `count` faces, numbered from 1 like the preview."""
+    return [f"face {i + 1}" + (" (largest)" if i == 0 else "") for i in range(count)] + [WHOLE_IMAGE]
+
+
+def face_index(label: Optional[str]) -> Optional[int]:
+    """A Face menu value -> the face's index (0 = largest), or None for the whole image. Any
+    'face N' is accepted, so API callers need not call /detect_faces first."""
+    label = (label or "").strip().lower()
+    if label.startswith("whole"):
+        return None
+    match = re.search(r"(\d+)", label)
+    return int(match.group(1)) - 1 if match and int(match.group(1)) > 0 else 0
+
+
+def build(ctx: AppContext) -> None:
+    with gr.Row():
+        with gr.Column():
+            # A file input, not gr.Image: Gradio decodes gr.Image uploads itself, before our
+            # checks for non-images and decompression bombs could give a clear message.
+            photo = gr.File(label="Photo", file_types=["image"], type="filepath", elem_id="invert-photo")
+            preview = gr.Image(label="Faces found", interactive=False, elem_id="invert-preview")
+            faces = gr.Dropdown([LARGEST, WHOLE_IMAGE], value=LARGEST, label="Face", allow_custom_value=True,
+                                info="which face to invert (numbered as in the preview), or the whole image as it is")
+            with gr.Row():
+                steps = gr.Slider(10, codes.INVERT_STEPS[1], codes.DEFAULT_INVERT_STEPS, step=10, label="Steps",
+                                  elem_id="invert-steps")
+                space = gr.Radio(list(codes.SPACES), value=codes.DEFAULT_SPACE, label="Latent space",
+                                 info="w+: one code per layer (closer to the photo); w: one code for all")
+            with gr.Row():
+                invert_button = gr.Button("Invert", variant="primary")
+                stop_button = gr.Button("Stop")
+            latent_upload = gr.File(label="…or restore a saved latent (.npz)", file_types=[".npz"])
+        with gr.Column():
+            with gr.Row():
+                aligned = gr.Image(label="Aligned crop", elem_id="invert-aligned")
+                inverted = gr.Image(label="Inversion", elem_id="invert-result")
+            metrics = gr.JSON(label="Quality (not the optimised loss)")
+            files = gr.File(label="Downloads", file_count="multiple")
+            info = gr.Markdown()
+
+    def detect_faces(photo_path):
+        found = ctx.studio.find_faces(file_path(photo_path))
+        labels = face_labels(found.count)
+        return gr.update(choices=labels, value=labels[0]), found.preview
+
+    ctx.event(photo.upload, detect_faces, [photo], [faces, preview], api_name="detect_faces",
+              library=False, with_model=False)
+
+    def invert(lib, photo_path, face, step_count, latent_space, model_name, progress=gr.Progress()):
+        updates = ctx.studio.invert_stream(lib, model_name, file_path(photo_path), face_index(face),
+                                           steps=step_count, space=latent_space)
+        for update in updates:
+            if update.done:
+                yield lib, update.aligned.path, update.result.path, update.metrics, update.files, update.info
+            else:
+                progress((update.step, update.total), desc="inverting")
+                shown = gr.skip() if update.preview is None else update.preview
+                yield gr.skip(), update.aligned.path, shown, gr.skip(), gr.skip(), update.info
+
+    event = ctx.event(invert_button.click, invert, [photo, faces, steps, space],
+                      [aligned, inverted, metrics, files, info], api_name="invert")
+    stop_button.click(None, None, None, cancels=[event], api_visibility="private")
+
+    def restore_latent(lib, upload, model_name):
+        result = ctx.studio.import_codes(lib, model_name, file_path(upload))
+        return lib, None if result.picture is None else result.picture.path, result.info
+
+    ctx.event(latent_upload.upload, restore_latent, [latent_upload], [inverted, info], api_name="restore_latent")
