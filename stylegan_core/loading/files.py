@@ -78,7 +78,7 @@ def read_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
             return LoadedCheckpoint(read_generator_file(path), FORMAT_SAFETENSORS)
         except ExportError as error:
             raise CheckpointError(str(error)) from error
-    content = read_pickle_file(path) if kind == "pickle" else _read_torch_file(path)
+    content = read_pickle_file(path) if kind == "pickle" else _read_torch_file(path, kind)
     try:
         loaded = from_nvlabs_content(content) if kind == "pickle" else _from_state_dict_content(content)
     except CheckpointError as error:
@@ -119,7 +119,7 @@ def _check_zip_members(path: Path) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as error:
         raise CheckpointError(f"{path.name}: corrupt torch zip file ({str(error)[:200]})") from error
     if any(m.compress_type != zipfile.ZIP_STORED or m.file_size > size for m in members) \
             or sum(m.file_size for m in members) > size:
@@ -127,10 +127,10 @@ def _check_zip_members(path: Path) -> None:
                               "writes those): a corrupt or crafted file")
 
 
-def _checked_torch_source(path: Path) -> Path | io.BytesIO:
+def _checked_torch_source(path: Path, kind: str) -> Path | io.BytesIO:
     """What torch.load may read: a zip file whose members fit, or the bytes of a legacy file whose
     declared sizes fit (from memory: a file object would allocate any length a read asks for)."""
-    if zipfile.is_zipfile(path):
+    if kind == "torch-zip":
         _check_zip_members(path)
         return path
     try:
@@ -143,8 +143,8 @@ def _checked_torch_source(path: Path) -> Path | io.BytesIO:
     return io.BytesIO(data)
 
 
-def _read_torch_file(path: Path) -> Any:
-    source = _checked_torch_source(path)
+def _read_torch_file(path: Path, kind: str) -> Any:
+    source = _checked_torch_source(path, kind)
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):  # rosinality keeps its CLI args
             content = torch.load(source, map_location="cpu", weights_only=True)
