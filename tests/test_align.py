@@ -157,6 +157,74 @@ def test_paste_back_restores_the_photo_and_leaves_the_rest_alone(astronaut):
         align.paste_back(astronaut.resize((100, 100)), aligned.image, aligned)
 
 
+# -- faces near the border: only the padding may be blurred -------------------------------------
+# The FFHQ squares of the two portraits (from dlib's landmarks) lie inside the photos; each case crops
+# the photo so that the square leaves it on one side (or two), keeping the face itself whole.
+ASTRONAUT_QUAD = np.array([[142.9, 16.0], [134.2, 189.2], [307.4, 198.0], [316.2, 24.8]])
+HOPPER_QUAD = np.array([[97.0, 42.6], [108.1, 368.6], [434.1, 357.5], [423.0, 31.5]])
+EDGE_CASES = {  # name: (photo, crop box (left, top, right, bottom) of the photo)
+    "top": ("astronaut", (0, 50, 512, 512)),
+    "bottom": ("hopper", (0, 0, 512, 355)),
+    "left": ("hopper", (120, 0, 512, 600)),
+    "right": ("hopper", (0, 0, 400, 600)),
+    "corner": ("astronaut", (160, 50, 512, 512)),
+}
+
+
+def laplacian_variance(image, mask):
+    gray = np.asarray(image.convert("L"), float)
+    laplacian = 4 * gray[1:-1, 1:-1] - gray[:-2, 1:-1] - gray[2:, 1:-1] - gray[1:-1, :-2] - gray[1:-1, 2:]
+    return laplacian[mask[1:-1, 1:-1]].var()
+
+
+def inside_box(quad, resolution, box, margin):
+    """Pixels of the crop of `quad` whose photo position lies inside `box` by more than `margin` px."""
+    top_left, bottom_left, _, top_right = quad
+    centres = np.arange(resolution) + 0.5
+    u, v = np.meshgrid(centres, centres)
+    points = top_left + u[..., None] * (top_right - top_left) / resolution + v[..., None] * (bottom_left - top_left) / resolution
+    left, top, right, bottom = box
+    return ((points[..., 0] > left + margin) & (points[..., 0] < right - margin)
+            & (points[..., 1] > top + margin) & (points[..., 1] < bottom - margin))
+
+
+def edge_photo(case, astronaut, hopper):
+    name, box = EDGE_CASES[case]
+    photo, quad = (astronaut, ASTRONAUT_QUAD) if name == "astronaut" else (hopper, HOPPER_QUAD)
+    return photo, quad, box
+
+
+@pytest.mark.parametrize("case", EDGE_CASES)
+def test_a_square_leaving_the_photo_keeps_the_photo_sharp(case, astronaut, hopper):
+    photo, quad, box = edge_photo(case, astronaut, hopper)
+    cropped = photo.crop(box)
+    moved = quad - np.array(box[:2])
+    assert moved.min() < 0 or (moved.max(0) > cropped.size).any()  # the square does leave the photo
+    padded = align.warp_quad(cropped, moved, 256)
+    unpadded = align.warp_quad(photo, quad, 256)  # the same square, inside the full photo
+    inside = inside_box(quad, 256, box, margin=8)
+    sharp = laplacian_variance(unpadded, inside)
+    assert laplacian_variance(padded, inside) == pytest.approx(sharp, rel=0.1)
+    # The padding is blurred and fades to a flat colour: far less detail than the photo.
+    outside = ~inside_box(quad, 256, box, margin=-8)
+    assert laplacian_variance(padded, outside) < 0.2 * sharp
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("case", EDGE_CASES)
+def test_a_face_near_the_edge_aligns_sharp_and_keeps_its_identity(case, astronaut, hopper):
+    from stylegan_core import metrics
+
+    photo, _, box = edge_photo(case, astronaut, hopper)
+    cropped = photo.crop(box)
+    aligned = align.align_face(cropped, 256)
+    reference = align.align_face(photo, 256)
+    inside = inside_box(aligned.quad + np.array(box[:2]), 256, box, margin=8)
+    assert laplacian_variance(aligned.image, inside) == pytest.approx(
+        laplacian_variance(reference.image, inside), rel=0.1)
+    assert metrics.identity_distance(cropped, aligned.image) < 0.15
+
+
 def test_concurrent_detection_gives_the_same_faces(astronaut):
     expected = align.detect_faces(astronaut)
     results = []
