@@ -168,6 +168,7 @@ def run_invert(args: argparse.Namespace) -> int:
 
     from . import align, metrics
     from .images import load_image
+    from .paste_back import paste_back
     from .latents import save_latent
     from .projector import project
 
@@ -194,7 +195,8 @@ def run_invert(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     aligned.image.save(out / "aligned.png")
     result.image.save(out / "result.png")
-    align.paste_back(photo, result.image, aligned).save(out / "pasted.png")
+    pasted = paste_back(photo, aligned, result.image)
+    pasted.save(out / "pasted.png")
     save_latent(out / "latent.npz", result.ws, loaded.name, options.space, name=Path(args.photo).stem)
     report_data = {
         **metrics.compute_metrics(aligned.image, result.image),

@@ -19,7 +19,9 @@ import torch
 from PIL import Image
 
 from .errors import UserError
+from .images import ImageError
 from .latents import Latent, LatentError, load_latent
+from .paste_back import PhotoLink
 
 MAX_ENTRIES = 64  # a W+ code is ~47 KB; this bounds a session's memory to a few MB
 THUMBNAIL_SIZE = 128
@@ -38,6 +40,7 @@ class CodeEntry:
     source: str  # 'seed', 'inverted', 'uploaded', 'edit'
     thumbnail: Optional[Image.Image] = None
     info: dict = field(default_factory=dict)
+    photo: Optional[PhotoLink] = None  # the photo and face it was inverted from (edits share their source's)
 
     @property
     def caption(self) -> str:
@@ -69,7 +72,8 @@ class CodeLibrary:
         return self._entries[name]
 
     def add(self, ws: torch.Tensor, model_name: str, source: str, name: str = "",
-            thumbnail: Optional[Image.Image] = None, info: Optional[dict] = None) -> CodeEntry:
+            thumbnail: Optional[Image.Image] = None, info: Optional[dict] = None,
+            photo: Optional[PhotoLink] = None) -> CodeEntry:
         if ws.dim() == 2:
             ws = ws.unsqueeze(0)
         if ws.dim() != 3 or ws.shape[0] != 1:
@@ -85,6 +89,7 @@ class CodeLibrary:
             source=source,
             thumbnail=_thumbnail(thumbnail),
             info=dict(info or {}),
+            photo=photo,
         )
         self._entries[entry.name] = entry
         return entry
@@ -125,6 +130,8 @@ class CodeLibrary:
             arrays[f"name_{i}"] = np.array(entry.name)
             arrays[f"model_name_{i}"] = np.array(entry.model_name)
             arrays[f"source_{i}"] = np.array(entry.source)
+            if entry.photo is not None:
+                arrays.update(entry.photo.to_arrays(f"photo_{i}_"))
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         return buffer.getvalue()
@@ -138,13 +145,15 @@ class CodeLibrary:
         name are called `default_name`.
         """
         latents = read_codes_file(file)
+        links, link_note = _photo_links(file, len(latents))
         if len(self._entries) + sum(l.ws.shape[0] for l in latents) > MAX_ENTRIES:
             raise LibraryError(f"importing these codes would exceed the library's {MAX_ENTRIES} entries")
         added = []
-        for latent in latents:
+        for latent, link in zip(latents, links):
             for row in latent.ws.split(1):
                 thumb = render(row, latent.model_name) if render else None
-                added.append(self.add(row, latent.model_name, "uploaded", latent.name or default_name, thumb))
+                added.append(self.add(row, latent.model_name, "uploaded", latent.name or default_name, thumb,
+                                      {"photo": link_note} if link_note else None, photo=link))
         return added
 
 
@@ -170,6 +179,20 @@ def read_codes_file(file: Union[str, os.PathLike, BinaryIO]) -> list[Latent]:
         return [load_latent(file)]
     except LatentError as error:
         raise LibraryError(str(error)) from error
+
+
+def _photo_links(file, count: int) -> tuple[list[Optional[PhotoLink]], str]:
+    """The photo links a library export keeps beside its codes (None where a code has none), and a
+    note for the user when links were there but could not be read (the codes are imported anyway)."""
+    if hasattr(file, "seek"):
+        file.seek(0)
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            if "format" not in data.files or str(data["format"]) != LIBRARY_FORMAT:
+                return [None] * count, ""
+            return [PhotoLink.from_arrays(data, f"photo_{i}_") for i in range(count)], ""
+    except (ImageError, OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
+        return [None] * count, f"the link to the original photo was lost ({error}); paste-back is unavailable"
 
 
 def _clean_name(name: str) -> str:

@@ -1,4 +1,4 @@
-"""FFHQ alignment with dlib on real photos, no-face and several-face images, and pasting back.
+"""FFHQ alignment with dlib on real photos, no-face and several-face images, faces near the border.
 
 Tests that need the dlib landmark model (a real weight file found through stylegan_core.weights)
 are marked `real`. Photos: public-domain portraits, scikit-image's astronaut (Eileen Collins, NASA)
@@ -136,25 +136,6 @@ def test_huge_photo_is_detected_on_a_reduced_copy_and_cropped_at_full_size(astro
     assert aligned.face_size == pytest.approx(reference.face_size * 6, rel=0.05)
     difference = np.abs(np.asarray(aligned.image, float) - np.asarray(reference.image, float)).mean()
     assert difference < 12
-
-
-@pytest.mark.real
-def test_paste_back_restores_the_photo_and_leaves_the_rest_alone(astronaut):
-    aligned = align.align_face(astronaut, 512)
-    restored = np.asarray(align.paste_back(astronaut, aligned.image, aligned), float)
-    original = np.asarray(astronaut, float)
-    inside = align.face_landmarks(astronaut, aligned.face_box).astype(int)
-    assert np.abs(restored - original)[inside[:, 1], inside[:, 0]].mean() < 6
-    black = np.asarray(align.paste_back(astronaut, Image.new("RGB", (256, 256)), aligned), float)
-    nose = inside[30]
-    assert black[nose[1], nose[0]].max() < 1  # the middle of the crop is fully replaced
-    left, top = np.floor(aligned.quad.min(0)).astype(int)
-    right, bottom = np.ceil(aligned.quad.max(0)).astype(int)
-    outside = np.ones(original.shape[:2], bool)
-    outside[max(top, 0):bottom, max(left, 0):right] = False
-    assert np.array_equal(black[outside], original[outside])
-    with pytest.raises(AlignError, match="aligned in a 512x512"):
-        align.paste_back(astronaut.resize((100, 100)), aligned.image, aligned)
 
 
 # -- faces near the border: only the padding may be blurred -------------------------------------
