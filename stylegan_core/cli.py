@@ -199,13 +199,14 @@ def run_invert(args: argparse.Namespace) -> int:
     pasted.save(out / "pasted.png")
     save_latent(out / "latent.npz", result.ws, loaded.name, options.space, name=Path(args.photo).stem)
     report_data = {
-        **metrics.compute_metrics(aligned.image, result.image),
+        **metrics.photo_metrics(photo, aligned, result.image, pasted),
         "model": loaded.name, "space": options.space, "steps_run": result.steps_run, "stopped": result.stopped,
         "loss": result.loss, "elapsed_s": round(result.elapsed_s, 2), "aligned": not args.no_align,
         "face_index": aligned.face_index, "faces": aligned.num_faces, "warnings": aligned.warnings,
     }
     (out / "metrics.json").write_text(json.dumps(report_data, indent=2))
-    print(json.dumps({k: report_data[k] for k in ("psnr", "ssim", "id_distance", "steps_run", "elapsed_s")}))
+    summary = ("id_distance", "id_distance_pasted", "psnr", "ssim", "steps_run", "elapsed_s")
+    print(json.dumps({k: report_data[k] for k in summary}))
     return 0
 
 

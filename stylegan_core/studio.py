@@ -347,7 +347,7 @@ class Studio:
         image = _as_pil(result.image)
         # Four decimals are more than these metrics resolve, and they keep the UI's table readable.
         scores = {name: round(value, 4) if isinstance(value, float) else value
-                  for name, value in metrics.compute_metrics(target.image, image).items()}
+                  for name, value in metrics.photo_metrics(load_image(photo), target, image).items()}
         stem = Path(str(photo)).stem if isinstance(photo, (str, Path)) else "photo"
         files = [self.save_image(target.image, f"{stem}_aligned"), self.save_image(image, f"{stem}_inverted"),
                  self.save_code(result.ws, loaded.name, f"{stem}_{space.replace('+', 'plus')}", space)]
