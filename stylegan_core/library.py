@@ -145,7 +145,7 @@ class CodeLibrary:
         name are called `default_name`.
         """
         latents = read_codes_file(file)
-        links, link_note = _photo_links(file, len(latents))
+        links, link_note = read_photo_links(file, len(latents))
         if len(self._entries) + sum(l.ws.shape[0] for l in latents) > MAX_ENTRIES:
             raise LibraryError(f"importing these codes would exceed the library's {MAX_ENTRIES} entries")
         added = []
@@ -181,7 +181,7 @@ def read_codes_file(file: Union[str, os.PathLike, BinaryIO]) -> list[Latent]:
         raise LibraryError(str(error)) from error
 
 
-def _photo_links(file, count: int) -> tuple[list[Optional[PhotoLink]], str]:
+def read_photo_links(file, count: int) -> tuple[list[Optional[PhotoLink]], str]:
     """The photo links a library export keeps beside its codes (None where a code has none), and a
     note for the user when links were there but could not be read (the codes are imported anyway)."""
     if hasattr(file, "seek"):
