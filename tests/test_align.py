@@ -215,3 +215,52 @@ def test_concurrent_detection_gives_the_same_faces(astronaut):
     for thread in threads:
         thread.join()
     assert results == [expected] * 4
+
+
+# -- several faces, rotated photos ---------------------------------------------------------------
+def test_an_exif_rotated_photo_is_upright_before_detection(astronaut, tmp_path):
+    stored = astronaut.transpose(Image.Transpose.ROTATE_90)  # the pixels as a phone held sideways stores them
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    path = tmp_path / "sideways.jpg"
+    stored.save(path, quality=95, exif=exif)
+    assert align.detect_faces(Image.open(path).convert("RGB")) == []  # as stored, the face lies on its side
+    photo = load_image(path)
+    assert photo.size == astronaut.size
+    (face,) = align.detect_faces(photo)
+    (upright,) = align.detect_faces(astronaut)
+    assert abs(face.left - upright.left) < 8 and abs(face.top - upright.top) < 8
+
+
+@pytest.mark.real
+def test_each_face_of_a_group_photo_gives_its_own_crop_and_inversion():
+    """Two generated people side by side: picking face i aligns and inverts that person."""
+    import torch
+
+    from stylegan_core import metrics, zoo
+    from stylegan_core.images import tensor_to_pil
+    from stylegan_core.projector import ProjectorOptions, project
+
+    generator = zoo.load_model("ffhq-mobile").generator
+    people = []
+    for seed in (1, 6):
+        with torch.no_grad():
+            ws = generator.mapping(generator.seed_to_z(seed), psi=0.7)
+            people.append(tensor_to_pil(generator.synthesis(ws)).resize((400, 400), Image.Resampling.LANCZOS))
+    group = Image.new("RGB", (820, 420), (128, 128, 128))
+    group.paste(people[0], (0, 10))
+    group.paste(people[1], (420, 10))
+    faces = align.detect_faces(group)
+    assert len(faces) == 2
+    descriptors = [metrics.face_descriptor(person) for person in people]
+    assert np.linalg.norm(descriptors[0] - descriptors[1]) > metrics.SAME_PERSON_THRESHOLD
+    options = ProjectorOptions(steps=16, preview_every=0)
+    for index, box in enumerate(faces):
+        chosen = 0 if (box.left + box.right) / 2 < 410 else 1
+        aligned = align.align_face(group, 256, face_index=index, faces=faces)
+        crop = metrics.face_descriptor(aligned.image)
+        assert np.linalg.norm(crop - descriptors[chosen]) < 0.3 < np.linalg.norm(crop - descriptors[1 - chosen])
+        result = project(generator, aligned.image, options).image
+        scores = metrics.photo_metrics(group, aligned, result)
+        other = metrics.face_descriptor_at(group, faces[1 - index])
+        assert scores["id_distance"] < metrics.identity_distance(None, result, other)
