@@ -1,10 +1,11 @@
 """The example photos shipped in examples/ and their precomputed inversions.
 
 A visitor often has no photo at hand, and an inversion takes the better part of a minute on a CPU.
-Each example photo (public domain, sources and licences in examples/README.md) comes with the code
-of its default inversion in examples/codes/<photo stem>[-face<i>].npz, a library export holding the
-code and its photo link, so a new session's library starts with real faces that paste back into
-their photos. `tools/make_example_codes.py` recomputes them.
+The example photos (public domain, sources and licences in examples/README.md) come with the codes
+of their default inversions in examples/codes/<photo stem>[-face<i>].npz, each a library export
+holding the code and its photo link, so a new session's library starts with real faces that paste
+back into their photos. `tools/make_example_codes.py` (re)computes them; an example without a code
+file is still offered as a photo (the app inverts it on demand).
 """
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ class ExamplePhoto:
 
 EXAMPLE_PHOTOS = (
     ExamplePhoto(EXAMPLES_DIR / "astronaut.jpg", 0, "Eileen Collins (NASA)"),
-    ExamplePhoto(EXAMPLES_DIR / "grace_hopper.jpg", 0, "Grace Hopper (US Navy)"),
     ExamplePhoto(EXAMPLES_DIR / "astronaut_near_the_top.jpg", 0, "a head close to the photo's top edge"),
+    ExamplePhoto(EXAMPLES_DIR / "grace_hopper.jpg", 0, "Grace Hopper (US Navy)"),
     ExamplePhoto(EXAMPLES_DIR / "two_people.jpg", 0, "two people: Grace Hopper (face 1)"),
     ExamplePhoto(EXAMPLES_DIR / "two_people.jpg", 1, "two people: Eileen Collins (face 2)"),
 )

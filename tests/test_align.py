@@ -254,7 +254,7 @@ def test_each_face_of_a_group_photo_gives_its_own_crop_and_inversion():
     assert len(faces) == 2
     descriptors = [metrics.face_descriptor(person) for person in people]
     assert np.linalg.norm(descriptors[0] - descriptors[1]) > metrics.SAME_PERSON_THRESHOLD
-    options = ProjectorOptions(steps=16, preview_every=0)
+    options = ProjectorOptions(steps=10, preview_every=0)
     for index, box in enumerate(faces):
         chosen = 0 if (box.left + box.right) / 2 < 410 else 1
         aligned = align.align_face(group, 256, face_index=index, faces=faces)

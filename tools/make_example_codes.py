@@ -54,7 +54,6 @@ def main() -> None:
     generator = loaded.generator
     CODES_DIR.mkdir(exist_ok=True)
     report_path = CODES_DIR / "metrics.json"
-    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     options = ProjectorOptions(preview_every=0)
     for example in EXAMPLE_PHOTOS:
         if args.only and example.code_name not in args.only.split(","):
@@ -70,6 +69,7 @@ def main() -> None:
         library = CodeLibrary()
         library.add(result.ws, loaded.name, "inverted", example.code_name, photo=link)
         example.code_path.write_bytes(library.export_bytes())
+        report = json.loads(report_path.read_text()) if report_path.is_file() else {}  # others may run at once
         report[example.code_name] = {"model": loaded.name, "steps": options.steps, "seconds": round(seconds, 1),
                                      **{k: None if v is None else round(float(v), 4) for k, v in scores.items()
                                         if k != "same_person"}}
