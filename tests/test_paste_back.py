@@ -2,7 +2,6 @@
 rest of the photo is untouched; photo links survive a library export. Faces here are synthetic
 (68 landmarks drawn on a textured photo) except in the `real` test."""
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ from stylegan_core.align import AlignError
 from stylegan_core.library import CodeLibrary
 from stylegan_core.paste_back import PhotoLink
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def textured_photo(size=(300, 260), seed=0):
