@@ -1,9 +1,9 @@
-"""Face detection and FFHQ-style alignment with dlib, and pasting a result back into the photo.
+"""Face detection and FFHQ-style alignment with dlib.
 
 FFHQ generators only know faces framed the way the FFHQ dataset framed them: an oriented square
 whose size and angle come from the eye and mouth landmarks (68-point model). `align_face` builds
 that square (the "quad") in the photo, resamples it to the generator's resolution and returns the
-quad too, so `paste_back` can warp a generated image into the original photo.
+quad too, so `paste_back.paste_back` can warp a generated image into the original photo.
 
 Coordinates are continuous pixel coordinates: pixel (i, j) covers [i, i+1] x [j, j+1].
 dlib models are loaded once per process; every call into a model holds that model's lock, so
@@ -87,18 +87,23 @@ class AlignedFace:
 
     def crop_to_photo_matrix(self, crop_size: Optional[int] = None) -> np.ndarray:
         """3x3 affine matrix from pixel coordinates of a square crop of `crop_size` to photo coordinates."""
-        size = crop_size or self.image.width
-        top_left, bottom_left, _, top_right = self.quad
-        matrix = np.eye(3)
-        matrix[:2, 0] = (top_right - top_left) / size
-        matrix[:2, 1] = (bottom_left - top_left) / size
-        matrix[:2, 2] = top_left
-        return matrix
+        return crop_to_photo_matrix(self.quad, crop_size or self.image.width)
 
     @property
     def face_size(self) -> float:
         """Side of the crop in photo pixels."""
         return float(np.linalg.norm(self.quad[3] - self.quad[0]))
+
+
+def crop_to_photo_matrix(quad: np.ndarray, crop_size: int) -> np.ndarray:
+    """3x3 affine matrix from pixel coordinates of a square crop of `crop_size` showing `quad` to
+    photo coordinates."""
+    top_left, bottom_left, _, top_right = np.asarray(quad, dtype=np.float64)
+    matrix = np.eye(3)
+    matrix[:2, 0] = (top_right - top_left) / crop_size
+    matrix[:2, 1] = (bottom_left - top_left) / crop_size
+    matrix[:2, 2] = top_left
+    return matrix
 
 
 # -- dlib models -------------------------------------------------------------------------------
@@ -340,6 +345,12 @@ def _crop_around(image: Image.Image, quad: np.ndarray, border: int) -> tuple[Ima
 
 def _pad_by_reflection(image: Image.Image, quad: np.ndarray, border: int,
                        size: float) -> tuple[Image.Image, np.ndarray]:
+    """Extend the photo by reflection where the square leaves it, blurring and fading only the new border.
+
+    FFHQ's recipe: the reflected border is blurred (sigma 2% of the square) and faded towards the
+    photo's median colour with its distance from the photo. The blur's weight is 1 at the photo's
+    edge and falls to 0 one blur radius inside, so the seam is hidden and the photo stays sharp.
+    """
     low = np.floor(quad.min(axis=0)).astype(int)
     high = np.ceil(quad.max(axis=0)).astype(int)
     pad_left, pad_top = np.maximum(border - low, 0)
@@ -348,20 +359,34 @@ def _pad_by_reflection(image: Image.Image, quad: np.ndarray, border: int,
         return image, quad
     pixels = np.asarray(image, dtype=np.float32)
     padded = _reflect_pad(pixels, (pad_top, pad_bottom), (pad_left, pad_right))
-    height, width = padded.shape[:2]
-    # weight: 0 inside the photo, rising to 1 at `pad` pixels out, per side
-    ys, xs = np.ogrid[:height, :width]
-    outside = np.maximum(
-        np.maximum(_ramp(pad_left - xs, pad_left), _ramp(xs - (width - 1 - pad_right), pad_right)),
-        np.maximum(_ramp(pad_top - ys, pad_top), _ramp(ys - (height - 1 - pad_bottom), pad_bottom)),
-    )[..., None]
+    distance, fraction = _outside_the_photo(padded.shape[:2], (pad_left, pad_top, pad_right, pad_bottom))
+    blur_radius = max(size * 0.02, 1.0)
     blurred = np.asarray(
         Image.fromarray(padded.round().clip(0, 255).astype(np.uint8)).filter(
-            ImageFilter.GaussianBlur(radius=max(size * 0.02, 1.0))), dtype=np.float32)
-    padded += (blurred - padded) * np.clip(outside * 3.0 + 1.0, 0.0, 1.0)
-    padded += (np.median(pixels.reshape(-1, 3), axis=0) - padded) * np.clip(outside, 0.0, 1.0)
+            ImageFilter.GaussianBlur(radius=blur_radius)), dtype=np.float32)
+    padded += (blurred - padded) * np.clip(1.0 + distance / blur_radius, 0.0, 1.0)[..., None]
+    padded += (np.median(pixels.reshape(-1, 3), axis=0) - padded) * fraction[..., None]
     result = Image.fromarray(padded.round().clip(0, 255).astype(np.uint8), "RGB")
     return result, quad + np.array([pad_left, pad_top])
+
+
+def _outside_the_photo(shape: tuple[int, int], pads: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """For each pixel of the padded image: its signed distance in pixels beyond the photo's padded
+    edges (negative inside the photo; edges that were not padded do not count) and how far it lies
+    across the padding, 0 (photo edge or inside) to 1 (outer edge)."""
+    height, width = shape
+    pad_left, pad_top, pad_right, pad_bottom = pads
+    xs = np.arange(width, dtype=np.float32)[None, :]
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    sides = [(pad_left, pad_left - xs), (pad_right, xs - (width - 1 - pad_right)),
+             (pad_top, pad_top - ys), (pad_bottom, ys - (height - 1 - pad_bottom))]
+    distance = np.full(shape, -np.inf, dtype=np.float32)
+    fraction = np.zeros(shape, dtype=np.float32)
+    for pad, beyond in sides:
+        if pad > 0:
+            distance = np.maximum(distance, beyond)
+            fraction = np.maximum(fraction, np.clip(beyond / pad, 0.0, 1.0))
+    return distance, fraction
 
 
 def _reflect_pad(pixels: np.ndarray, pad_y: tuple[int, int], pad_x: tuple[int, int]) -> np.ndarray:
@@ -375,47 +400,3 @@ def _reflect_pad(pixels: np.ndarray, pad_y: tuple[int, int], pad_x: tuple[int, i
         pad_y = (pad_y[0] - step_y[0], pad_y[1] - step_y[1])
         pad_x = (pad_x[0] - step_x[0], pad_x[1] - step_x[1])
     return pixels
-
-
-def _ramp(distance_outside: np.ndarray, pad: int) -> np.ndarray:
-    return np.clip(distance_outside / max(pad, 1), 0.0, 1.0).astype(np.float32)
-
-
-# -- back into the photo -------------------------------------------------------------------------
-def paste_back(original: Image.Image, generated: Image.Image, aligned: AlignedFace,
-               feather: float = 0.08) -> Image.Image:
-    """Warp `generated` (an image of the aligned crop, any square size) into the photo.
-
-    A mask that fades out over the outer `feather` fraction of the crop hides the seam.
-    """
-    original = to_rgb(original)
-    if original.size != tuple(aligned.source_size):
-        raise AlignError(f"The photo is {original.width}x{original.height} but the face was aligned in a "
-                         f"{aligned.source_size[0]}x{aligned.source_size[1]} image.")
-    generated = to_rgb(generated)
-    if generated.width != generated.height:
-        raise AlignError(f"The generated image must be square, got {generated.width}x{generated.height}.")
-    size = generated.width
-    left, top = np.floor(aligned.quad.min(axis=0)).astype(int)
-    right, bottom = np.ceil(aligned.quad.max(axis=0)).astype(int)
-    left, top = max(left, 0), max(top, 0)
-    right, bottom = min(right, original.width), min(bottom, original.height)
-    if right <= left or bottom <= top:
-        return original.copy()
-    # PIL's affine transform maps output pixel coordinates to input ones: photo region -> crop.
-    region_to_crop = np.linalg.inv(aligned.crop_to_photo_matrix(size)) @ np.array(
-        [[1, 0, left], [0, 1, top], [0, 0, 1]], dtype=np.float64)
-    coefficients = tuple(region_to_crop[:2].flatten())
-    region_size = (right - left, bottom - top)
-    warped = generated.transform(region_size, Image.Transform.AFFINE, coefficients, Image.Resampling.BICUBIC)
-    mask = _feather_mask(size, feather).transform(region_size, Image.Transform.AFFINE, coefficients,
-                                                  Image.Resampling.BILINEAR)
-    result = original.copy()
-    result.paste(warped, (left, top), mask)
-    return result
-
-
-def _feather_mask(size: int, feather: float) -> Image.Image:
-    ramp = np.clip((np.minimum(np.arange(size), np.arange(size)[::-1]) + 0.5) / max(feather * size, 1.0), 0, 1)
-    ramp = ramp * ramp * (3 - 2 * ramp)  # smoothstep: no visible edge where the fade starts
-    return Image.fromarray((np.minimum.outer(ramp, ramp) * 255).round().astype(np.uint8), "L")

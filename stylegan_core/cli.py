@@ -185,6 +185,7 @@ def run_invert(args: argparse.Namespace) -> int:
 
     from . import align, metrics
     from .images import load_image
+    from .paste_back import paste_back
     from .latents import save_latent
     from .projector import project
 
@@ -211,16 +212,18 @@ def run_invert(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     aligned.image.save(out / "aligned.png")
     result.image.save(out / "result.png")
-    align.paste_back(photo, result.image, aligned).save(out / "pasted.png")
+    pasted = paste_back(photo, aligned, result.image)
+    pasted.save(out / "pasted.png")
     save_latent(out / "latent.npz", result.ws, loaded.name, options.space, name=Path(args.photo).stem)
     report_data = {
-        **metrics.compute_metrics(aligned.image, result.image),
+        **metrics.photo_metrics(photo, aligned, result.image, pasted),
         "model": loaded.name, "space": options.space, "steps_run": result.steps_run, "stopped": result.stopped,
         "loss": result.loss, "elapsed_s": round(result.elapsed_s, 2), "aligned": not args.no_align,
         "face_index": aligned.face_index, "faces": aligned.num_faces, "warnings": aligned.warnings,
     }
     (out / "metrics.json").write_text(json.dumps(report_data, indent=2))
-    print(json.dumps({k: report_data[k] for k in ("psnr", "ssim", "id_distance", "steps_run", "elapsed_s")}))
+    summary = ("id_distance", "id_distance_pasted", "psnr", "ssim", "steps_run", "elapsed_s")
+    print(json.dumps({k: report_data[k] for k in summary}))
     return 0
 
 

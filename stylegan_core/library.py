@@ -22,6 +22,8 @@ from .codes import MAX_LIBRARY_ENTRIES as MAX_ENTRIES
 from .errors import UserError
 from .latents import (MAX_CODES_PER_FILE, MAX_NAME_CHARS, Latent, LatentError, check_code_header,
                       check_text_header, code_tensor, inspect_npz, load_latent)
+from .images import ImageError
+from .paste_back import PhotoLink
 
 THUMBNAIL_SIZE = 128
 LIBRARY_FORMAT = "stylegan_core.library.v1"
@@ -39,6 +41,7 @@ class CodeEntry:
     source: str  # 'seed', 'inverted', 'uploaded', 'edit'
     thumbnail: Optional[Image.Image] = None
     info: dict = field(default_factory=dict)
+    photo: Optional[PhotoLink] = None  # the photo and face it was inverted from (edits share their source's)
 
     @property
     def caption(self) -> str:
@@ -70,7 +73,8 @@ class CodeLibrary:
         return self._entries[name]
 
     def add(self, ws: torch.Tensor, model_name: str, source: str, name: str = "",
-            thumbnail: Optional[Image.Image] = None, info: Optional[dict] = None) -> CodeEntry:
+            thumbnail: Optional[Image.Image] = None, info: Optional[dict] = None,
+            photo: Optional[PhotoLink] = None) -> CodeEntry:
         if ws.dim() == 2:
             ws = ws.unsqueeze(0)
         if ws.dim() != 3 or ws.shape[0] != 1:
@@ -86,6 +90,7 @@ class CodeLibrary:
             source=source,
             thumbnail=_thumbnail(thumbnail),
             info=dict(info or {}),
+            photo=photo,
         )
         self._entries[entry.name] = entry
         return entry
@@ -126,6 +131,8 @@ class CodeLibrary:
             arrays[f"name_{i}"] = np.array(entry.name)
             arrays[f"model_name_{i}"] = np.array(entry.model_name)
             arrays[f"source_{i}"] = np.array(entry.source)
+            if entry.photo is not None:
+                arrays.update(entry.photo.to_arrays(f"photo_{i}_"))
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         return buffer.getvalue()
@@ -140,18 +147,20 @@ class CodeLibrary:
         library holds already (same model, same values) is not added again.
         """
         latents = read_codes_file(file)
-        codes = [(row, latent) for latent in latents for row in latent.ws.split(1)]
-        known = [(row, latent) for row, latent in codes if self.find(row, latent.model_name)]
+        links, link_note = read_photo_links(file, len(latents))
+        codes = [(row, latent, link) for latent, link in zip(latents, links) for row in latent.ws.split(1)]
+        known = [row for row, latent, _ in codes if self.find(row, latent.model_name)]
         if len(self._entries) + len(codes) - len(known) > MAX_ENTRIES:
             raise LibraryError(f"importing these codes would exceed the library's {MAX_ENTRIES} entries")
         entries = []
-        for row, latent in codes:
+        for row, latent, link in codes:
             existing = self.find(row, latent.model_name)  # importing a file twice adds nothing new
             if existing is not None:
                 entries.append(existing)
                 continue
             thumb = render(row, latent.model_name) if render else None
-            entries.append(self.add(row, latent.model_name, "uploaded", latent.name or default_name, thumb))
+            entries.append(self.add(row, latent.model_name, "uploaded", latent.name or default_name, thumb,
+                                    {"photo": link_note} if link_note else None, photo=link))
         return entries
 
     def find(self, ws: torch.Tensor, model_name: str) -> Optional[CodeEntry]:
@@ -201,6 +210,20 @@ def _header(headers: dict, key: str):
     if key not in headers:
         raise LatentError(f"the library file is incomplete: {key} is missing")
     return headers[key]
+
+
+def read_photo_links(file, count: int) -> tuple[list[Optional[PhotoLink]], str]:
+    """The photo links a library export keeps beside its codes (None where a code has none), and a
+    note for the user when links were there but could not be read (the codes are imported anyway)."""
+    if hasattr(file, "seek"):
+        file.seek(0)
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            if "format" not in data.files or str(data["format"]) != LIBRARY_FORMAT:
+                return [None] * count, ""
+            return [PhotoLink.from_arrays(data, f"photo_{i}_") for i in range(count)], ""
+    except (ImageError, OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
+        return [None] * count, f"the link to the original photo was lost ({error}); paste-back is unavailable"
 
 
 def _clean_name(name: str) -> str:

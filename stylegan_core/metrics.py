@@ -4,6 +4,8 @@
   different resolutions compare);
 - identity distance: Euclidean distance of dlib's 128-d face descriptors
   (dlib_face_recognition_resnet_model_v1); below 0.6 dlib considers two faces the same person;
+  an inversion is judged by it against the face in the ORIGINAL photo (`photo_metrics`): the
+  aligned crop is an intermediate that can itself be wrong (blurred, badly padded);
 - LPIPS (VGG) only where its backbone weights are already on the machine; None otherwise.
 """
 from __future__ import annotations
@@ -87,6 +89,13 @@ def face_descriptor(image: Image.Image) -> Optional[np.ndarray]:
     return np.asarray(face_recognizer()(crop.pixels, crop.shape), dtype=np.float64)
 
 
+def face_descriptor_at(image: Image.Image, box: "align.FaceBox") -> np.ndarray:
+    """The identity descriptor of the face in `box` (a detection in this image, or the place a
+    face was pasted back into it): the chosen face of a group photo, not the largest."""
+    crop = align.landmark_crop(to_rgb(image), box)
+    return np.asarray(face_recognizer()(crop.pixels, crop.shape), dtype=np.float64)
+
+
 def identity_distance(reference: Image.Image, result: Image.Image,
                       reference_descriptor: Optional[np.ndarray] = None) -> Optional[float]:
     """Distance of the two faces' descriptors (< 0.6: the same person); None if either has no face."""
@@ -124,6 +133,35 @@ def lpips_distance(reference: Image.Image, result: Image.Image,
     with torch.no_grad():
         value = model(pil_to_tensor(reference, resolution), pil_to_tensor(result, resolution))
     return float(value.flatten()[0])
+
+
+def photo_metrics(photo: Image.Image, face: "align.AlignedFace", result: Image.Image,
+                  pasted: Optional[Image.Image] = None, photo_descriptor: Optional[np.ndarray] = None) -> dict:
+    """How well `result` (an image of the aligned crop `face`) reproduces the face in `photo`.
+
+    id_distance: the chosen face in the photo vs the result (the number to judge by; None without a
+    face); id_distance_pasted: vs the face in `pasted` (the result pasted back; None when not given);
+    same_person: id_distance < 0.6. Secondary, against the aligned crop: psnr, ssim, lpips and
+    id_distance_to_crop. `photo_descriptor` skips recomputing the photo face's descriptor.
+    """
+    if photo_descriptor is None:
+        photo_descriptor = (face_descriptor_at(photo, face.face_box) if face.face_box is not None
+                            else face_descriptor(photo))
+    to_crop = compute_metrics(face.image, result)
+    distance = identity_distance(None, result, photo_descriptor) if photo_descriptor is not None else None
+    pasted_distance = None
+    if pasted is not None and photo_descriptor is not None:
+        pasted_descriptor = (face_descriptor_at(pasted, face.face_box) if face.face_box is not None
+                             else face_descriptor(pasted))
+        if pasted_descriptor is not None:
+            pasted_distance = float(np.linalg.norm(photo_descriptor - pasted_descriptor))
+    return {
+        "id_distance": distance,
+        "id_distance_pasted": pasted_distance,
+        "same_person": None if distance is None else distance < SAME_PERSON_THRESHOLD,
+        "psnr": to_crop["psnr"], "ssim": to_crop["ssim"], "lpips": to_crop["lpips"],
+        "id_distance_to_crop": to_crop["id_distance"],
+    }
 
 
 def compute_metrics(reference: Image.Image, result: Image.Image,

@@ -385,7 +385,7 @@ class Studio:
         image = _as_pil(result.image)
         # Four decimals are more than these metrics resolve, and they keep the UI's table readable.
         scores = {name: round(value, 4) if isinstance(value, float) else value
-                  for name, value in metrics.compute_metrics(target.image, image).items()}
+                  for name, value in metrics.photo_metrics(load_image(photo), target, image).items()}
         inverted = self.picture(image, f"{stem}_inverted")
         files = [aligned.path, inverted.path,
                  self.save_code(result.ws, loaded.name, f"{stem}_{space.replace('+', 'plus')}", space)]

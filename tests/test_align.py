@@ -1,4 +1,4 @@
-"""FFHQ alignment with dlib on real photos, no-face and several-face images, and pasting back.
+"""FFHQ alignment with dlib on real photos, no-face and several-face images, faces near the border.
 
 Tests that need the dlib landmark model (a real weight file found through stylegan_core.weights)
 are marked `real`. Photos: public-domain portraits, scikit-image's astronaut (Eileen Collins, NASA)
@@ -138,23 +138,72 @@ def test_huge_photo_is_detected_on_a_reduced_copy_and_cropped_at_full_size(astro
     assert difference < 12
 
 
+# -- faces near the border: only the padding may be blurred -------------------------------------
+# The FFHQ squares of the two portraits (from dlib's landmarks) lie inside the photos; each case crops
+# the photo so that the square leaves it on one side (or two), keeping the face itself whole.
+ASTRONAUT_QUAD = np.array([[142.9, 16.0], [134.2, 189.2], [307.4, 198.0], [316.2, 24.8]])
+HOPPER_QUAD = np.array([[97.0, 42.6], [108.1, 368.6], [434.1, 357.5], [423.0, 31.5]])
+EDGE_CASES = {  # name: (photo, crop box (left, top, right, bottom) of the photo)
+    "top": ("astronaut", (0, 50, 512, 512)),
+    "bottom": ("hopper", (0, 0, 512, 355)),
+    "left": ("hopper", (120, 0, 512, 600)),
+    "right": ("hopper", (0, 0, 400, 600)),
+    "corner": ("astronaut", (160, 50, 512, 512)),
+}
+
+
+def laplacian_variance(image, mask):
+    gray = np.asarray(image.convert("L"), float)
+    laplacian = 4 * gray[1:-1, 1:-1] - gray[:-2, 1:-1] - gray[2:, 1:-1] - gray[1:-1, :-2] - gray[1:-1, 2:]
+    return laplacian[mask[1:-1, 1:-1]].var()
+
+
+def inside_box(quad, resolution, box, margin):
+    """Pixels of the crop of `quad` whose photo position lies inside `box` by more than `margin` px."""
+    top_left, bottom_left, _, top_right = quad
+    centres = np.arange(resolution) + 0.5
+    u, v = np.meshgrid(centres, centres)
+    points = top_left + u[..., None] * (top_right - top_left) / resolution + v[..., None] * (bottom_left - top_left) / resolution
+    left, top, right, bottom = box
+    return ((points[..., 0] > left + margin) & (points[..., 0] < right - margin)
+            & (points[..., 1] > top + margin) & (points[..., 1] < bottom - margin))
+
+
+def edge_photo(case, astronaut, hopper):
+    name, box = EDGE_CASES[case]
+    photo, quad = (astronaut, ASTRONAUT_QUAD) if name == "astronaut" else (hopper, HOPPER_QUAD)
+    return photo, quad, box
+
+
+@pytest.mark.parametrize("case", EDGE_CASES)
+def test_a_square_leaving_the_photo_keeps_the_photo_sharp(case, astronaut, hopper):
+    photo, quad, box = edge_photo(case, astronaut, hopper)
+    cropped = photo.crop(box)
+    moved = quad - np.array(box[:2])
+    assert moved.min() < 0 or (moved.max(0) > cropped.size).any()  # the square does leave the photo
+    padded = align.warp_quad(cropped, moved, 256)
+    unpadded = align.warp_quad(photo, quad, 256)  # the same square, inside the full photo
+    inside = inside_box(quad, 256, box, margin=8)
+    sharp = laplacian_variance(unpadded, inside)
+    assert laplacian_variance(padded, inside) == pytest.approx(sharp, rel=0.1)
+    # The padding is blurred and fades to a flat colour: far less detail than the photo.
+    outside = ~inside_box(quad, 256, box, margin=-8)
+    assert laplacian_variance(padded, outside) < 0.2 * sharp
+
+
 @pytest.mark.real
-def test_paste_back_restores_the_photo_and_leaves_the_rest_alone(astronaut):
-    aligned = align.align_face(astronaut, 512)
-    restored = np.asarray(align.paste_back(astronaut, aligned.image, aligned), float)
-    original = np.asarray(astronaut, float)
-    inside = align.face_landmarks(astronaut, aligned.face_box).astype(int)
-    assert np.abs(restored - original)[inside[:, 1], inside[:, 0]].mean() < 6
-    black = np.asarray(align.paste_back(astronaut, Image.new("RGB", (256, 256)), aligned), float)
-    nose = inside[30]
-    assert black[nose[1], nose[0]].max() < 1  # the middle of the crop is fully replaced
-    left, top = np.floor(aligned.quad.min(0)).astype(int)
-    right, bottom = np.ceil(aligned.quad.max(0)).astype(int)
-    outside = np.ones(original.shape[:2], bool)
-    outside[max(top, 0):bottom, max(left, 0):right] = False
-    assert np.array_equal(black[outside], original[outside])
-    with pytest.raises(AlignError, match="aligned in a 512x512"):
-        align.paste_back(astronaut.resize((100, 100)), aligned.image, aligned)
+@pytest.mark.parametrize("case", EDGE_CASES)
+def test_a_face_near_the_edge_aligns_sharp_and_keeps_its_identity(case, astronaut, hopper):
+    from stylegan_core import metrics
+
+    photo, _, box = edge_photo(case, astronaut, hopper)
+    cropped = photo.crop(box)
+    aligned = align.align_face(cropped, 256)
+    reference = align.align_face(photo, 256)
+    inside = inside_box(aligned.quad + np.array(box[:2]), 256, box, margin=8)
+    assert laplacian_variance(aligned.image, inside) == pytest.approx(
+        laplacian_variance(reference.image, inside), rel=0.1)
+    assert metrics.identity_distance(cropped, aligned.image) < 0.15
 
 
 def test_concurrent_detection_gives_the_same_faces(astronaut):
@@ -166,3 +215,52 @@ def test_concurrent_detection_gives_the_same_faces(astronaut):
     for thread in threads:
         thread.join()
     assert results == [expected] * 4
+
+
+# -- several faces, rotated photos ---------------------------------------------------------------
+def test_an_exif_rotated_photo_is_upright_before_detection(astronaut, tmp_path):
+    stored = astronaut.transpose(Image.Transpose.ROTATE_90)  # the pixels as a phone held sideways stores them
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    path = tmp_path / "sideways.jpg"
+    stored.save(path, quality=95, exif=exif)
+    assert align.detect_faces(Image.open(path).convert("RGB")) == []  # as stored, the face lies on its side
+    photo = load_image(path)
+    assert photo.size == astronaut.size
+    (face,) = align.detect_faces(photo)
+    (upright,) = align.detect_faces(astronaut)
+    assert abs(face.left - upright.left) < 8 and abs(face.top - upright.top) < 8
+
+
+@pytest.mark.real
+def test_each_face_of_a_group_photo_gives_its_own_crop_and_inversion():
+    """Two generated people side by side: picking face i aligns and inverts that person."""
+    import torch
+
+    from stylegan_core import metrics, zoo
+    from stylegan_core.images import tensor_to_pil
+    from stylegan_core.projector import ProjectorOptions, project
+
+    generator = zoo.load_model("ffhq-mobile").generator
+    people = []
+    for seed in (1, 6):
+        with torch.no_grad():
+            ws = generator.mapping(generator.seed_to_z(seed), psi=0.7)
+            people.append(tensor_to_pil(generator.synthesis(ws)).resize((400, 400), Image.Resampling.LANCZOS))
+    group = Image.new("RGB", (820, 420), (128, 128, 128))
+    group.paste(people[0], (0, 10))
+    group.paste(people[1], (420, 10))
+    faces = align.detect_faces(group)
+    assert len(faces) == 2
+    descriptors = [metrics.face_descriptor(person) for person in people]
+    assert np.linalg.norm(descriptors[0] - descriptors[1]) > metrics.SAME_PERSON_THRESHOLD
+    options = ProjectorOptions(steps=10, preview_every=0)
+    for index, box in enumerate(faces):
+        chosen = 0 if (box.left + box.right) / 2 < 410 else 1
+        aligned = align.align_face(group, 256, face_index=index, faces=faces)
+        crop = metrics.face_descriptor(aligned.image)
+        assert np.linalg.norm(crop - descriptors[chosen]) < 0.3 < np.linalg.norm(crop - descriptors[1 - chosen])
+        result = project(generator, aligned.image, options).image
+        scores = metrics.photo_metrics(group, aligned, result)
+        other = metrics.face_descriptor_at(group, faces[1 - index])
+        assert scores["id_distance"] < metrics.identity_distance(None, result, other)

@@ -66,3 +66,29 @@ def test_metrics_without_faces_report_no_identity(tmp_path, monkeypatch):
     result = metrics.compute_metrics(textured(), noisy(textured(), 10))
     assert result["id_distance"] is None and result["same_person"] is None and result["lpips"] is None
     assert 20 < result["psnr"] < 40 and 0 < result["ssim"] < 1
+
+
+@pytest.mark.real
+def test_photo_metrics_judge_the_chosen_face_of_the_photo():
+    import dataclasses
+
+    import skimage.data
+
+    from stylegan_core.paste_back import paste_back
+
+    astronaut = Image.fromarray(skimage.data.astronaut())
+    hopper = load_image(ROOT / "benchmarks" / "data" / "grace_hopper.jpg")
+    photo = Image.new("RGB", (1100, 620), (128, 128, 128))
+    photo.paste(hopper, (0, 0))
+    photo.paste(astronaut.resize((400, 400)), (650, 100))
+    hopper_face, astronaut_face = (align.align_face(photo, 256, face_index=i) for i in (0, 1))
+    pasted = paste_back(photo, astronaut_face, astronaut_face.image)
+    same = metrics.photo_metrics(photo, astronaut_face, astronaut_face.image, pasted)
+    assert same["id_distance"] < 0.2 and same["id_distance_pasted"] < 0.2 and same["same_person"]
+    assert same["psnr"] == metrics.MAX_PSNR  # secondary numbers: against the aligned crop
+    other = metrics.photo_metrics(photo, astronaut_face, hopper_face.image)
+    assert other["id_distance"] > metrics.SAME_PERSON_THRESHOLD and other["id_distance_pasted"] is None
+    # A blurred crop (as a bad alignment made) reproduced exactly looks perfect against the crop, not the photo.
+    blurred = dataclasses.replace(astronaut_face, image=astronaut_face.image.filter(ImageFilter.GaussianBlur(4)))
+    judged = metrics.photo_metrics(photo, blurred, blurred.image)
+    assert judged["id_distance_to_crop"] < 0.05 < judged["id_distance"] - 0.1
