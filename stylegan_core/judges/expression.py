@@ -103,8 +103,9 @@ def emotion_network() -> MiniXception:
 def expression_input(image: Image.Image, box: align.FaceBox) -> torch.Tensor:
     """The face box (plus a margin) of `image` as fer's input: [1, 1, 64, 64] grey in [-1, 1]."""
     margin = BOX_MARGIN * box.width
-    region = (box.left - margin, box.top - margin, box.right + margin, box.bottom + margin)
-    grey = image.convert("L").resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR, box=region)
+    region = tuple(round(v) for v in (box.left - margin, box.top - margin, box.right + margin, box.bottom + margin))
+    # crop() fills outside the image with black, as fer's padding does
+    grey = image.convert("L").crop(region).resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR)
     x = torch.from_numpy(np.asarray(grey, np.float32) / 255.0)
     return ((x - 0.5) * 2.0)[None, None]
 

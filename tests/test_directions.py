@@ -1,0 +1,133 @@
+"""Edit directions: SeFa/GANSpace on tiny models, the linear fit and conditional projection on
+synthetic data, slider units, storing, applying and bad input. The supervised pipeline with real
+judges runs in tools/compute_directions.py and benchmarks/bench_directions.py (too slow here)."""
+import numpy as np
+import pytest
+import torch
+
+from stylegan_core import directions as D
+from stylegan_core.errors import UserError
+from stylegan_core.mobile_stylegan import tiny_mobile_stylegan
+from stylegan_core.stylegan2 import tiny_stylegan2
+
+
+@pytest.fixture(scope="module", params=["mobile", "stylegan2"])
+def generator(request):
+    if request.param == "mobile":
+        return tiny_mobile_stylegan(seed=1)
+    return tiny_stylegan2(seed=1, resolution=32)
+
+
+@pytest.fixture(scope="module")
+def instant(generator):
+    return D.unsupervised_directions(generator, "tiny", w_samples=D.sample_w(generator, 2000))
+
+
+def test_sefa_vectors_are_the_top_eigenvectors_of_the_normalised_affines(generator):
+    rows = D.rows_in_range(generator, 0, 1 << 20)
+    vectors = D.sefa_vectors(generator, rows, 3)
+    stacked = torch.cat([D.affine_matrix(l).detach().double() / D.affine_matrix(l).detach().double().norm(dim=1, keepdim=True)
+                         for l in generator.layers]).numpy()
+    gram = stacked.T @ stacked
+    energies = [v @ gram @ v for v in vectors]
+    assert np.allclose(vectors @ vectors.T, np.eye(3), atol=1e-8)
+    assert energies == sorted(energies, reverse=True)
+    # no unit vector has more energy than the first eigenvector
+    random = np.random.default_rng(0).normal(size=(100, gram.shape[0]))
+    random /= np.linalg.norm(random, axis=1, keepdims=True)
+    assert np.max(np.einsum("ij,jk,ik->i", random, gram, random)) <= energies[0] + 1e-9
+
+
+def test_instant_directions_cover_each_layer_range_and_pca(generator, instant):
+    assert instant.names("sefa") and len(instant.names("ganspace")) == 6
+    for name in instant.names():
+        assert np.isclose(np.linalg.norm(instant.vectors[name]), 1.0, atol=1e-5)
+        assert instant.directions[name].sigma > 0 and instant.directions[name].rows
+    coarse = instant.directions["sefa_coarse_0"].rows
+    finer = [n for n in ("sefa_middle_0", "sefa_fine_0") if n in instant.directions]
+    assert finer and all(max(coarse) < min(instant.directions[n].rows) for n in finer)
+
+
+def test_ganspace_first_component_has_the_largest_spread(generator, instant):
+    sigmas = [instant.directions[f"pca_{k}"].sigma for k in range(6)]
+    assert sigmas == sorted(sigmas, reverse=True)
+
+
+def test_slider_unit_is_one_standard_deviation_of_generated_w(generator, instant):
+    w = D.sample_w(generator, 4000, seed=5)
+    direction = instant.directions["pca_0"]
+    ws = torch.from_numpy(w).float()[:, None].repeat(1, generator.num_ws, 1)
+    moved = D.apply_directions(instant, ws, {"pca_0": 1.0})
+    shift = ((moved - ws)[:, direction.rows[0]].double().numpy() @ instant.vectors["pca_0"])
+    assert np.allclose(shift, direction.sigma, rtol=1e-4)
+    assert np.isclose(np.std(w @ instant.vectors["pca_0"]), direction.sigma, rtol=0.1)  # held-out samples
+
+
+def test_apply_moves_only_the_directions_rows_and_zero_changes_nothing(generator, instant):
+    ws = generator.mapping(torch.randn(2, generator.z_dim), psi=0.7)
+    assert torch.equal(D.apply_directions(instant, ws, {}), ws)
+    assert torch.equal(D.apply_directions(instant, ws, {"sefa_coarse_0": 0.0}), ws)
+    moved = D.apply_directions(instant, ws, {"sefa_coarse_0": 3.0})
+    rows = set(instant.directions["sefa_coarse_0"].rows)
+    changed = {r for r in range(generator.num_ws) if not torch.equal(moved[:, r], ws[:, r])}
+    assert changed == rows
+    back = D.apply_directions(instant, moved, {"sefa_coarse_0": -3.0})
+    assert torch.allclose(back, ws, atol=1e-5)
+
+
+def test_ridge_normal_recovers_a_planted_direction():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(400, 64))
+    truth = rng.normal(size=64)
+    truth /= np.linalg.norm(truth)
+    y = w @ truth * 3 + rng.normal(scale=0.5, size=400)
+    normal, correlation = D.ridge_normal(w, y)
+    assert normal @ truth > 0.95 and correlation > 0.9
+    assert np.isclose(np.linalg.norm(normal), 1.0)
+
+
+def test_conditional_direction_is_orthogonal_to_the_conditions():
+    rng = np.random.default_rng(1)
+    n, c1, c2 = (v / np.linalg.norm(v) for v in rng.normal(size=(3, 32)))
+    result = D.conditional(n, [c1, c2])
+    assert abs(result @ c1) < 1e-9 and abs(result @ c2) < 1e-9
+    assert np.isclose(np.linalg.norm(result), 1.0) and result @ n > 0
+    assert np.allclose(D.conditional(n, []), n)
+
+
+def test_store_and_load_round_trip(tmp_path, instant):
+    instant.directions["pca_0"].effect = {"age": 1.5}
+    D.save_directions(instant, tmp_path / "tiny")
+    loaded = D.load_directions_from(tmp_path / "tiny")
+    assert loaded.names() == instant.names()
+    for name in instant.names():
+        assert loaded.directions[name] == instant.directions[name]
+        assert np.allclose(loaded.vectors[name], instant.vectors[name])
+
+
+def test_load_prefers_computed_then_falls_back_to_instant(tmp_path, monkeypatch, generator, instant):
+    monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path))
+    assert D.direction_status("tiny-model") == "instant only"
+    assert D.load_directions("tiny-model", generator).names() == instant.names()
+    with pytest.raises(D.DirectionError, match="--compute"):
+        D.load_directions("tiny-model")
+    D.save_directions(instant, D.computed_dir("tiny-model"))
+    assert D.direction_status("tiny-model") == "ready"
+    assert D.load_directions("tiny-model").names() == instant.names()
+
+
+def test_bad_input_raises_user_errors(generator, instant):
+    ws = generator.mapping(torch.randn(1, generator.z_dim))
+    with pytest.raises(UserError, match="unknown direction 'nope'"):
+        D.apply_directions(instant, ws, {"nope": 1.0})
+    with pytest.raises(UserError, match="from -5 to 5"):
+        D.apply_directions(instant, ws, {"pca_0": 7.5})
+    with pytest.raises(UserError, match="another model"):
+        D.apply_directions(instant, ws[:, :-1], {"pca_0": 1.0})
+
+
+def test_missing_named_direction_while_computing_says_so(monkeypatch, instant):
+    monkeypatch.setitem(D._COMPUTING, "tiny", "judged 40/400 sampled faces")
+    with pytest.raises(UserError, match="still being computed.*40/400.*instant ones work now"):
+        D.check_names_ready(instant, ["age"])
+    D.check_names_ready(instant, ["pca_0"])
