@@ -1,0 +1,138 @@
+"""Edit quality of the attribute directions (ffhq-mobile) on held-out seeds, and the preview time.
+
+For each direction at -3, -1, +1, +3 (slider units): the change of its target judge, of the other
+judges, the dlib identity distance to the unedited face and whether exactly one face is found.
+Seeds 0..N-1 at psi 0.7: never used to fit (fitting uses seeds >= 1,000,000, probes 999,000+).
+Writes benchmarks/results/directions.md.  `python benchmarks/bench_directions.py [--seeds 10]`
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+from common import ROOT, machine
+
+from stylegan_core import directions as D
+from stylegan_core import judges, metrics
+from stylegan_core.runtime import heap_reuse
+from stylegan_core.zoo import load_model
+
+VALUES = (-3.0, -1.0, 1.0, 3.0)
+TARGETS = {"age": "age", "gender": "gender", "smile": "expr_happy", "yaw": "yaw"}
+SHOWN = ("age", "gender", "expr_happy", "yaw", "pitch", "mouth_openness", "eye_openness")
+
+
+def measure(generator, found, names, seeds):
+    """{(name, value): list of per-face dicts (judges or None, identity, faces)} and the base judges."""
+    rows, base = {}, {}
+    for seed in seeds:
+        with torch.no_grad():
+            ws = generator.mapping(generator.seed_to_z(seed), psi=0.7)
+        image = D.render(generator, ws)[0]
+        base[seed] = (judges.judge_or_none(image), metrics.face_descriptor(image))
+        for name in names:
+            for value in VALUES:
+                edited = D.render(generator, D.apply_directions(found, ws, {name: value}))[0]
+                verdict = judges.judge_or_none(edited)
+                identity = metrics.identity_distance(image, edited, reference_descriptor=base[seed][1])
+                rows.setdefault((name, value), []).append(dict(seed=seed, judges=verdict, identity=identity))
+        print(f"seed {seed} done", flush=True)
+    return rows, base
+
+
+def mean_change(rows, base, judge):
+    changes = [r["judges"][judge] - base[r["seed"]][0][judge] for r in rows
+               if r["judges"] is not None and base[r["seed"]][0] is not None]
+    return statistics.mean(changes) if changes else float("nan")
+
+
+def table(rows, base, names):
+    lines = ["| direction | value | target change | " + " | ".join(f"d {j}" for j in SHOWN)
+             + " | identity | one face |", "|---" * (5 + len(SHOWN)) + "|"]
+    for name in names:
+        target = TARGETS[name.removesuffix("_c")]
+        for value in VALUES:
+            r = rows[(name, value)]
+            ids = [x["identity"] for x in r if x["identity"] is not None]
+            one = sum(1 for x in r if x["judges"] is not None and x["judges"]["faces"] == 1) / len(r)
+            cells = [f"{mean_change(r, base, j):+.3g}" for j in SHOWN]
+            lines.append(f"| {name} | {value:+g} | {mean_change(r, base, target):+.3g} | " + " | ".join(cells)
+                         + f" | {statistics.mean(ids) if ids else float('nan'):.3f} | {one:.0%} |")
+    return lines
+
+
+def span(rows, name, judge):
+    """Mean over faces of judge(+3) - judge(-3), and the share of faces where P crosses 0.5 (gender)."""
+    pairs = [(a["judges"][judge], b["judges"][judge]) for a, b in zip(rows[(name, -3.0)], rows[(name, 3.0)])
+             if a["judges"] is not None and b["judges"] is not None]
+    flips = sum(1 for lo, hi in pairs if lo < 0.5 <= hi) / max(1, len(pairs))
+    return statistics.mean(hi - lo for lo, hi in pairs) if pairs else float("nan"), flips
+
+
+def targets(rows, names):
+    lines = ["| direction | -3 -> +3 | target | met | identity at +-1 |", "|---|---|---|---|---|"]
+    goals = {"age": ("age", 15.0, "years apart >= 15"), "smile": ("expr_happy", 0.4, "P(happy) apart >= 0.4"),
+             "yaw": ("yaw", 25.0, "degrees apart >= 25"), "gender": ("gender", 0.8, "flips >= 80 %")}
+    for name in names:
+        judge, goal, text = goals[name.removesuffix("_c")]
+        apart, flips = span(rows, name, judge)
+        achieved = flips if judge == "gender" else apart
+        ids = [x["identity"] for v in (-1.0, 1.0) for x in rows[(name, v)] if x["identity"] is not None]
+        identity = statistics.mean(ids) if ids else float("nan")
+        need_id = name.removesuffix("_c") in ("smile", "yaw")
+        met = achieved >= goal and (not need_id or identity < 0.5)
+        shown = f"{flips:.0%} flip" if judge == "gender" else f"{apart:+.3g}"
+        lines.append(f"| {name} | {shown} | {text}" + (", identity < 0.5" if need_id else "")
+                     + f" | {'yes' if met else 'NO'} | {identity:.3f} |")
+    return lines
+
+
+def preview_seconds(generator, found, rounds=5):
+    with torch.no_grad():
+        ws = generator.mapping(generator.seed_to_z(0), psi=0.7)
+        times = []
+        for _ in range(rounds + 1):
+            start = time.perf_counter()
+            generator.synthesis(D.apply_directions(found, ws, {"age": 1.0, "smile": 0.5}))
+            times.append(time.perf_counter() - start)
+    return statistics.median(times[1:]), min(times[1:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    heap_reuse(True)
+    machine_line = machine()
+    generator = load_model("ffhq-mobile").generator
+    found = D.load_directions("ffhq-mobile")
+    names = [n for base in TARGETS for n in (base, f"{base}_c") if n in found.directions]
+    started = time.monotonic()
+    rows, base = measure(generator, found, names, range(args.seeds))
+    median, fastest = preview_seconds(generator, found)
+    report = [
+        "# Attribute directions: edit quality on held-out seeds (ffhq-mobile, 1024 px, CPU)", "",
+        f"Machine: {machine_line}. Written by `benchmarks/bench_directions.py` in "
+        f"{time.monotonic() - started:.0f} s. The machine was shared with other jobs (contended): "
+        "times are upper bounds.", "",
+        f"Faces: seeds 0..{args.seeds - 1}, psi 0.7 (held out: fitting used seeds from {D.FIT_SEED_BASE}, "
+        f"{found.info.get('samples')} samples). Values in slider units (standard deviations of generated w). "
+        "'d X' = mean change of judge X against the unedited face; identity = dlib descriptor distance "
+        "to the unedited face (< 0.6: same person); one face = exactly one face detected. "
+        "Names ending in _c are the conditional directions (other named attributes projected out).", "",
+        *targets(rows, names), "", *table(rows, base, names), "",
+        f"Edit preview (apply + one 1024 px forward): median {median:.3f} s, fastest {fastest:.3f} s over 5 runs "
+        f"(target <= 0.3 s; contended machine, see load above).",
+    ]
+    out = ROOT / "benchmarks" / "results" / "directions.md"
+    out.write_text("\n".join(report) + "\n")
+    print("\n".join(report))
+
+
+if __name__ == "__main__":
+    main()
