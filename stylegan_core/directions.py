@@ -250,8 +250,10 @@ def conditional(normal: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
     leaves the other attributes' linear models unchanged."""
     basis: list[np.ndarray] = []
     for c in others:  # Gram-Schmidt, so that several conditions are removed exactly
+        c = c / np.linalg.norm(c)
         c = c - sum((c @ b) * b for b in basis)
-        basis.append(c / np.linalg.norm(c))
+        if np.linalg.norm(c) > 1e-6:  # a condition (nearly) parallel to earlier ones adds nothing
+            basis.append(c / np.linalg.norm(c))
     result = normal - sum((normal @ b) * b for b in basis)
     return result / np.linalg.norm(result)
 
