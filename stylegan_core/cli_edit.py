@@ -95,8 +95,6 @@ def starting_code(args: argparse.Namespace, loaded):
 
 
 def run_edit(args: argparse.Namespace) -> int:
-    import torch
-
     from . import directions as D
     from .images import tensor_to_pil
     from .latents import save_latent
@@ -105,9 +103,11 @@ def run_edit(args: argparse.Namespace) -> int:
     loaded = load_model_from_args(args)
     found = D.load_directions(loaded.name, loaded.generator)
     D.check_names_ready(found, list(values))
-    ws = D.apply_directions(found, starting_code(args, loaded), values)
-    with torch.no_grad():
-        image = loaded.generator.synthesis(ws)
+    start = starting_code(args, loaded)
+    image = D.render_edit(loaded.generator, found, start, values)
+    ws = D.apply_directions(found, start, values)
+    if D.style_editor(found, values) is not None:
+        print("note: style-channel (S-space) edits are in the image but not in the saved W+ latent", file=sys.stderr)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tensor_to_pil(image[0]).save(out)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .generator import Generator
+from .generator import Generator, LayerEditor
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,15 @@ class Direction:
     sigma: float  # std of generated w along the unit vector: one slider unit
     description: str = ""  # what the judges see it change
     effect: dict[str, float] = field(default_factory=dict)  # measured judge change per slider unit
+    # StyleSpace directions move one style channel (layer index, channel) instead of a W vector;
+    # sign: which way of the channel raises the attribute
+    layer: int = -1
+    channel: int = -1
+    sign: float = 1.0
+
+    @property
+    def in_style_space(self) -> bool:
+        return self.channel >= 0
 
 
 @dataclass
@@ -76,9 +85,11 @@ class DirectionSet:
     def names(self, kind: Optional[str] = None) -> list[str]:
         return [n for n, d in self.directions.items() if kind is None or d.kind == kind]
 
-    def add(self, direction: Direction, vector: np.ndarray) -> None:
+    def add(self, direction: Direction, vector: Optional[np.ndarray] = None) -> None:
+        """Add a W direction with its vector, or an S-space one (no W vector: stored as zeros)."""
         self.directions[direction.name] = direction
-        self.vectors[direction.name] = (vector / np.linalg.norm(vector)).astype(np.float32)
+        self.vectors[direction.name] = (np.zeros(self.w_dim, np.float32) if vector is None
+                                        else (vector / np.linalg.norm(vector)).astype(np.float32))
 
 
 # -- applying ---------------------------------------------------------------------------------------
@@ -102,9 +113,44 @@ def apply_directions(directions: DirectionSet, ws: torch.Tensor, values: dict[st
     out = ws.clone()
     for name, value in values.items():
         direction = directions.directions[name]
+        if direction.in_style_space:
+            continue  # applied by style_editor during synthesis
         step = torch.from_numpy(directions.vectors[name]).to(ws) * (float(value) * direction.sigma)
         out[:, list(direction.rows)] += step
     return out
+
+
+class StyleChannelEditor(LayerEditor):
+    """Adds fixed offsets to single style channels before their layers run (S-space edits)."""
+
+    def __init__(self, shifts: dict[int, list[tuple[int, float]]]):
+        self.shifts = shifts  # layer index -> [(channel, offset)]
+
+    def styles(self, index: int, layer, s: torch.Tensor) -> torch.Tensor:
+        if index not in self.shifts:
+            return s
+        s = s.clone()
+        for channel, offset in self.shifts[index]:
+            s[:, channel] += offset
+        return s
+
+
+def style_editor(directions: DirectionSet, values: dict[str, float]) -> Optional[StyleChannelEditor]:
+    """The LayerEditor for the S-space directions among `values` (None when there are none)."""
+    check_values(directions, values)
+    shifts: dict[int, list[tuple[int, float]]] = {}
+    for name, value in values.items():
+        d = directions.directions[name]
+        if d.in_style_space and value:
+            shifts.setdefault(d.layer, []).append((d.channel, float(value) * d.sigma * d.sign))
+    return StyleChannelEditor(shifts) if shifts else None
+
+
+def render_edit(generator: Generator, directions: DirectionSet, ws: torch.Tensor,
+                values: dict[str, float]) -> torch.Tensor:
+    """The image [B, 3, H, W] of ws edited by `values` (W and S-space directions): one forward."""
+    with torch.no_grad():
+        return generator.synthesis(apply_directions(directions, ws, values), style_editor(directions, values))
 
 
 # -- instant, unsupervised --------------------------------------------------------------------------
@@ -271,10 +317,11 @@ def measure_effect(generator: Generator, directions: DirectionSet, name: str, pr
     """Mean judge change per slider unit between -value and +value over the probe codes (faces
     that lose the face detection are skipped)."""
     from . import judges
+    from .images import tensor_to_pil
 
     changes = []
     for code in probes:
-        pair = [judges.judge_or_none(render(generator, apply_directions(directions, code[None], {name: v}))[0])
+        pair = [judges.judge_or_none(tensor_to_pil(render_edit(generator, directions, code[None], {name: v})))
                 for v in (-value, value)]
         if None not in pair:
             changes.append([(pair[1][n] - pair[0][n]) / (2 * value) for n in judges.JUDGE_NAMES])
@@ -346,6 +393,61 @@ CONDITIONS = {"age": ("gender", "smile"), "gender": ("age", "smile"), "smile": (
               "yaw": ("smile", "age", "gender")}
 
 
+# -- StyleSpace: single style channels -------------------------------------------------------------
+STYLE_ATTRIBUTES = ("age", "gender", "expr_happy", "yaw")
+STYLE_CANDIDATES = 3  # channels per attribute tried by rendering (picked by correlation first)
+STYLE_MAX_RESOLUTION = 256  # finer layers hold texture and colour, not attributes
+
+
+def style_samples(generator: Generator, w: np.ndarray) -> list[np.ndarray]:
+    """The per-layer styles [N, C_l] of codes w [N, w_dim] (all rows equal): affines only, no rendering."""
+    ws = torch.from_numpy(w).float()[:, None].repeat(1, generator.num_ws, 1).to(generator.device)
+    with torch.no_grad():
+        return [s.double().cpu().numpy() for s in generator.styles(ws)]
+
+
+def correlated_channels(styles: list[np.ndarray], y: np.ndarray, layers: list[int], count: int) -> list[tuple[int, int, float]]:
+    """The `count` (layer, channel, correlation) with the largest |correlation| between channel and y."""
+    found = []
+    yc = (y - y.mean()) / (y.std() + 1e-12)
+    for index in layers:
+        s = styles[index]
+        sc = (s - s.mean(0)) / (s.std(0) + 1e-12)
+        corr = sc.T @ yc / len(y)
+        found += [(index, int(c), float(corr[c])) for c in np.argsort(-np.abs(corr))[:count]]
+    return sorted(found, key=lambda f: -abs(f[2]))[:count]
+
+
+def stylespace_directions(generator: Generator, directions: DirectionSet, w: np.ndarray, judged: np.ndarray,
+                          w_samples: np.ndarray, probes: torch.Tensor, progress: Callable[[str], None]) -> None:
+    """Add '<name>_s': the single style channel that moves each attribute most, measured on the probe
+    faces among the channels that correlate best with the judge over the judged samples."""
+    from .judges import JUDGE_NAMES
+
+    faces = np.all(np.isfinite(judged), axis=1)
+    styles = style_samples(generator, w[faces])
+    spread = style_samples(generator, w_samples[:2000])  # slider unit: std over untruncated faces
+    layers = [i.index for i in generator.describe_styles() if i.resolution <= STYLE_MAX_RESOLUTION]
+    for judge in STYLE_ATTRIBUTES:
+        name, display = NAMED_ATTRIBUTES[judge]
+        best = None
+        for index, channel, corr in correlated_channels(styles, judged[faces, JUDGE_NAMES.index(judge)], layers,
+                                                        STYLE_CANDIDATES):
+            info = generator.describe_styles()[index]
+            candidate = Direction(f"{name}_s", "stylespace", f"{display}, one style channel", (info.row,),
+                                  float(spread[index][:, channel].std()), layer=index, channel=channel,
+                                  sign=1.0 if corr > 0 else -1.0)
+            directions.add(candidate)
+            candidate.effect = measure_effect(generator, directions, candidate.name, probes)
+            progress(f"{name}_s candidate {info.layer}[{channel}] (corr {corr:+.2f}): "
+                     f"{judge} {candidate.effect.get(judge, float('nan')):+.3g}/unit")
+            if best is None or candidate.effect.get(judge, 0.0) > best.effect.get(judge, 0.0):
+                best = candidate
+        best.description = f"{judge} {best.effect.get(judge, float('nan')):+.3g}/unit; channel {best.channel} of " \
+                           f"{generator.describe_styles()[best.layer].layer}"
+        directions.directions[best.name] = best
+
+
 def compute_directions(generator: Generator, model_name: str, samples: int = 400, probe_faces: int = 3,
                        cache: Optional[Path] = None, progress: Callable[[str], None] = log.info) -> DirectionSet:
     """All directions for a model: instant SeFa/GANSpace, then judged samples -> InterFaceGAN
@@ -359,6 +461,7 @@ def compute_directions(generator: Generator, model_name: str, samples: int = 400
     w, judged = judged_samples(generator, samples, cache, progress=progress)
     probes = probe_codes(generator, probe_faces)
     supervised_directions(generator, directions, w, judged, w_samples, probes, progress)
+    stylespace_directions(generator, directions, w, judged, w_samples, probes, progress)
     spread = dict(zip(judges.JUDGE_NAMES, np.nanstd(judged, axis=0).tolist()))
     for name in directions.names("sefa") + directions.names("ganspace"):
         directions.directions[name].effect = measure_effect(generator, directions, name, probes)

@@ -225,4 +225,21 @@ def test_supervised_directions_move_their_judge(tmp_path, monkeypatch):
         assert direction.effect[judge] > 0, (name, direction.effect)  # the slider's + moves its judge up
         assert direction.rows and set(direction.rows) <= set(D.rows_in_range(generator, 0, 1 << 20))
     assert abs(found.vectors["age_c"] @ found.vectors["gender"]) < 1e-5
+    for name in ("age_s", "smile_s"):
+        assert found.directions[name].in_style_space and found.directions[name].sigma > 0
     assert all(found.directions[n].description for n in found.names("sefa"))
+
+
+def test_style_channel_edit_shifts_exactly_one_channel(generator):
+    ws = generator.mapping(torch.randn(1, generator.z_dim), psi=0.7)
+    info = generator.describe_styles()[1]
+    found = D.DirectionSet("tiny", generator.num_ws, generator.w_dim, {}, {})
+    found.add(D.Direction("one_s", "stylespace", "one channel", (info.row,), 0.5, layer=1, channel=2, sign=-1.0))
+    styles = generator.styles(ws)
+    styles[1] = styles[1].clone()
+    styles[1][:, 2] += 3.0 * 0.5 * -1.0
+    with torch.no_grad():
+        expected = generator.synthesis(styles=styles)
+    assert torch.allclose(D.render_edit(generator, found, ws, {"one_s": 3.0}), expected, atol=1e-6)
+    assert torch.equal(D.apply_directions(found, ws, {"one_s": 3.0}), ws)  # not a W edit
+    assert D.style_editor(found, {"one_s": 0.0}) is None
