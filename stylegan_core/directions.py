@@ -374,8 +374,15 @@ def supervised_directions(generator: Generator, directions: DirectionSet, w: np.
         normals[name], quality[name] = ridge_normal(w[faces], judged[faces, JUDGE_NAMES.index(judge)])
         progress(f"{name}: linear fit of {judge} on {int(faces.sum())} faces, held-out correlation {quality[name]:.2f}")
     for judge, (name, display) in NAMED_ATTRIBUTES.items():
-        directions.add(Direction(name, "interfacegan", display, (), sigma_along(w_samples, normals[name])), normals[name])
-        directions.directions[name].effect = choose_rows(generator, directions, name, judge, probes, progress)
+        directions.add(Direction(name, "interfacegan", display, rows_in_range(generator, 0, 1 << 20),
+                                 sigma_along(w_samples, normals[name])), normals[name])
+        if name in CONDITIONS:  # the main sliders: rows chosen by measurement
+            directions.directions[name].effect = choose_rows(generator, directions, name, judge, probes, progress)
+        else:  # the others act on all rows; measured once
+            effect = measure_effect(generator, directions, name, probes)
+            directions.directions[name].effect = effect
+            directions.directions[name].description = f"{judge} {effect.get(judge, float('nan')):+.3g}/unit"
+            progress(f"{name}: {directions.directions[name].description}")
         others = [normals[n] for n in CONDITIONS.get(name, ())]
         if others:
             vector = conditional(normals[name], others)
@@ -463,8 +470,8 @@ def compute_directions(generator: Generator, model_name: str, samples: int = 400
     supervised_directions(generator, directions, w, judged, w_samples, probes, progress)
     stylespace_directions(generator, directions, w, judged, w_samples, probes, progress)
     spread = dict(zip(judges.JUDGE_NAMES, np.nanstd(judged, axis=0).tolist()))
-    for name in directions.names("sefa") + directions.names("ganspace"):
-        directions.directions[name].effect = measure_effect(generator, directions, name, probes)
+    for name in directions.names("sefa") + directions.names("ganspace"):  # two faces suffice to name them
+        directions.directions[name].effect = measure_effect(generator, directions, name, probes[:2])
         directions.directions[name].description = describe_effect(directions.directions[name].effect, spread)
         progress(f"{name}: {directions.directions[name].description}")
     directions.info.update(samples=samples, faces_judged=int(np.all(np.isfinite(judged), axis=1).sum()),
