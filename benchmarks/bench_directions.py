@@ -17,12 +17,18 @@ from common import ROOT, machine
 
 from stylegan_core import directions as D
 from stylegan_core import judges, metrics
+from stylegan_core.images import tensor_to_pil
 from stylegan_core.runtime import heap_reuse
 from stylegan_core.zoo import load_model
 
 VALUES = (-3.0, -1.0, 1.0, 3.0)
 TARGETS = {"age": "age", "gender": "gender", "smile": "expr_happy", "yaw": "yaw"}
 SHOWN = ("age", "gender", "expr_happy", "yaw", "pitch", "mouth_openness", "eye_openness")
+
+
+def attribute(name: str) -> str:
+    """'age_c' -> 'age': the attribute a (conditional or style-channel) direction edits."""
+    return name.split("_")[0]
 
 
 def measure(generator, found, names, seeds):
@@ -35,7 +41,7 @@ def measure(generator, found, names, seeds):
         base[seed] = (judges.judge_or_none(image), metrics.face_descriptor(image))
         for name in names:
             for value in VALUES:
-                edited = D.render(generator, D.apply_directions(found, ws, {name: value}))[0]
+                edited = tensor_to_pil(D.render_edit(generator, found, ws, {name: value}))
                 verdict = judges.judge_or_none(edited)
                 identity = metrics.identity_distance(image, edited, reference_descriptor=base[seed][1])
                 rows.setdefault((name, value), []).append(dict(seed=seed, judges=verdict, identity=identity))
@@ -53,7 +59,7 @@ def table(rows, base, names):
     lines = ["| direction | value | target change | " + " | ".join(f"d {j}" for j in SHOWN)
              + " | identity | one face |", "|---" * (5 + len(SHOWN)) + "|"]
     for name in names:
-        target = TARGETS[name.removesuffix("_c")]
+        target = TARGETS[attribute(name)]
         for value in VALUES:
             r = rows[(name, value)]
             ids = [x["identity"] for x in r if x["identity"] is not None]
@@ -77,12 +83,12 @@ def targets(rows, names):
     goals = {"age": ("age", 15.0, "years apart >= 15"), "smile": ("expr_happy", 0.4, "P(happy) apart >= 0.4"),
              "yaw": ("yaw", 25.0, "degrees apart >= 25"), "gender": ("gender", 0.8, "flips >= 80 %")}
     for name in names:
-        judge, goal, text = goals[name.removesuffix("_c")]
+        judge, goal, text = goals[attribute(name)]
         apart, flips = span(rows, name, judge)
         achieved = flips if judge == "gender" else apart
         ids = [x["identity"] for v in (-1.0, 1.0) for x in rows[(name, v)] if x["identity"] is not None]
         identity = statistics.mean(ids) if ids else float("nan")
-        need_id = name.removesuffix("_c") in ("smile", "yaw")
+        need_id = attribute(name) in ("smile", "yaw")
         met = achieved >= goal and (not need_id or identity < 0.5)
         shown = f"{flips:.0%} flip" if judge == "gender" else f"{apart:+.3g}"
         lines.append(f"| {name} | {shown} | {text}" + (", identity < 0.5" if need_id else "")
@@ -96,7 +102,7 @@ def preview_seconds(generator, found, rounds=5):
         times = []
         for _ in range(rounds + 1):
             start = time.perf_counter()
-            generator.synthesis(D.apply_directions(found, ws, {"age": 1.0, "smile": 0.5}))
+            D.render_edit(generator, found, ws, {"age": 1.0, "smile": 0.5})
             times.append(time.perf_counter() - start)
     return statistics.median(times[1:]), min(times[1:])
 
@@ -111,7 +117,7 @@ def main() -> None:
     machine_line = machine()
     generator = load_model("ffhq-mobile").generator
     found = D.load_directions("ffhq-mobile")
-    names = [n for base in TARGETS for n in (base, f"{base}_c") if n in found.directions]
+    names = [n for base in TARGETS for n in (base, f"{base}_c", f"{base}_s") if n in found.directions]
     started = time.monotonic()
     rows, base = measure(generator, found, names, range(args.seeds))
     median, fastest = preview_seconds(generator, found)
@@ -124,7 +130,8 @@ def main() -> None:
         f"{found.info.get('samples')} samples). Values in slider units (standard deviations of generated w). "
         "'d X' = mean change of judge X against the unedited face; identity = dlib descriptor distance "
         "to the unedited face (< 0.6: same person); one face = exactly one face detected. "
-        "Names ending in _c are the conditional directions (other named attributes projected out).", "",
+        "Names ending in _c are the conditional directions (other named attributes projected out), "
+        "_s the single style channels (S space).", "",
         *targets(rows, names), "", *table(rows, base, names), "",
         f"Edit preview (apply + one 1024 px forward): median {median:.3f} s, fastest {fastest:.3f} s over 5 runs "
         f"(target <= 0.3 s; contended machine, see load above).",

@@ -330,6 +330,17 @@ def measure_effect(generator: Generator, directions: DirectionSet, name: str, pr
     return dict(zip(judges.JUDGE_NAMES, np.mean(changes, axis=0).round(4).tolist()))
 
 
+def sample_slopes(w: np.ndarray, judged: np.ndarray, vector: np.ndarray, sigma: float) -> dict[str, float]:
+    """Judge change per slider unit as the judged samples show it (regression slope of each judge on
+    the samples' coordinate along `vector`): no rendering, so instant for unsupervised components."""
+    from .judges import JUDGE_NAMES
+
+    faces = np.all(np.isfinite(judged), axis=1)
+    t = (w[faces] - w[faces].mean(0)) @ vector
+    slopes = (t @ (judged[faces] - judged[faces].mean(0))) / (t @ t) * sigma
+    return dict(zip(JUDGE_NAMES, np.round(slopes, 4).tolist()))
+
+
 def describe_effect(effect: dict[str, float], spread: dict[str, float], top: int = 2) -> str:
     """The judges a direction moves most, relative to how much they vary over generated faces."""
     if not effect:
@@ -402,7 +413,7 @@ CONDITIONS = {"age": ("gender", "smile"), "gender": ("age", "smile"), "smile": (
 
 # -- StyleSpace: single style channels -------------------------------------------------------------
 STYLE_ATTRIBUTES = ("age", "gender", "expr_happy", "yaw")
-STYLE_CANDIDATES = 3  # channels per attribute tried by rendering (picked by correlation first)
+STYLE_CANDIDATES = 2  # channels per attribute tried by rendering (picked by correlation first)
 STYLE_MAX_RESOLUTION = 256  # finer layers hold texture and colour, not attributes
 
 
@@ -470,10 +481,11 @@ def compute_directions(generator: Generator, model_name: str, samples: int = 400
     supervised_directions(generator, directions, w, judged, w_samples, probes, progress)
     stylespace_directions(generator, directions, w, judged, w_samples, probes, progress)
     spread = dict(zip(judges.JUDGE_NAMES, np.nanstd(judged, axis=0).tolist()))
-    for name in directions.names("sefa") + directions.names("ganspace"):  # two faces suffice to name them
-        directions.directions[name].effect = measure_effect(generator, directions, name, probes[:2])
-        directions.directions[name].description = describe_effect(directions.directions[name].effect, spread)
-        progress(f"{name}: {directions.directions[name].description}")
+    for name in directions.names("sefa") + directions.names("ganspace"):
+        d = directions.directions[name]
+        d.effect = sample_slopes(w, judged, directions.vectors[name], d.sigma)
+        d.description = "judged samples: " + describe_effect(d.effect, spread)
+        progress(f"{name}: {d.description}")
     directions.info.update(samples=samples, faces_judged=int(np.all(np.isfinite(judged), axis=1).sum()),
                            fit_seeds=f"{FIT_SEED_BASE}..{FIT_SEED_BASE + samples - 1}", psi=FIT_PSI,
                            probe_faces=probe_faces, probe_value=2.0, judge_spread=spread,
