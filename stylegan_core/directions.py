@@ -6,7 +6,10 @@ Three ways (ALGORITHMS.md, "Finding edit directions"):
 - supervised (InterFaceGAN): render sampled codes, judge them (`stylegan_core.judges`), fit a
   linear model of each judge in W; its unit normal is the direction. Conditional versions project
   out the normals of the other named attributes (n' = n - (n.c)c, renormalised). The rows each
-  direction acts on are chosen by measurement (largest target change per unit of identity change).
+  main direction acts on are chosen by measurement (the fewest rows that keep most of the effect);
+- StyleSpace: single style channels (S space, the affine outputs), ranked by correlation with a
+  judge over the judged samples and chosen by measured effect; applied through the
+  `LayerEditor.styles` hook of the one synthesis loop (`render_edit`, `style_editor`).
 
 A slider value is in standard deviations of generated (untruncated) w along the direction, so +-1
 is ordinary variation and +-3 strong; values are limited to +-SLIDER_LIMIT.
@@ -56,7 +59,7 @@ class DirectionError(UserError, ValueError):
 @dataclass
 class Direction:
     name: str  # what a slider is called: "age", "age_c", "sefa_coarse_0", "pca_2"
-    kind: str  # "interfacegan", "interfacegan-conditional", "sefa", "ganspace"
+    kind: str  # "interfacegan", "interfacegan-conditional", "stylespace", "sefa", "ganspace"
     display_name: str
     rows: tuple[int, ...]  # the W+ rows it moves
     sigma: float  # std of generated w along the unit vector: one slider unit

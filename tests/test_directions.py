@@ -243,3 +243,31 @@ def test_style_channel_edit_shifts_exactly_one_channel(generator):
     assert torch.allclose(D.render_edit(generator, found, ws, {"one_s": 3.0}), expected, atol=1e-6)
     assert torch.equal(D.apply_directions(found, ws, {"one_s": 3.0}), ws)  # not a W edit
     assert D.style_editor(found, {"one_s": 0.0}) is None
+
+
+# -- the committed directions of the default model ---------------------------------------------------
+def test_default_model_ships_the_named_directions():
+    found = D.load_directions_from(D.PACKAGED_DIR / "ffhq-mobile")
+    assert {"age", "gender", "smile", "yaw"} <= set(found.directions)
+    assert (found.num_ws, found.w_dim) == (23, 512) and found.info["samples"] >= 100
+    for name, direction in found.directions.items():
+        assert direction.sigma > 0 and direction.rows and all(0 <= r < 23 for r in direction.rows)
+        if not direction.in_style_space:
+            assert np.isclose(np.linalg.norm(found.vectors[name]), 1.0, atol=1e-5)
+
+
+@pytest.mark.real
+def test_default_age_and_smile_directions_move_the_judges_on_a_held_out_seed():
+    from stylegan_core import judges
+    from stylegan_core.images import tensor_to_pil
+    from stylegan_core.zoo import load_model
+
+    generator = load_model("ffhq-mobile").generator
+    found = D.load_directions("ffhq-mobile")
+    ws = generator.mapping(generator.seed_to_z(12), psi=0.7)
+
+    def judged(values):
+        return judges.judge_face(tensor_to_pil(D.render_edit(generator, found, ws, values)))
+
+    assert judged({"age": 3})["age"] - judged({"age": -3})["age"] > 10
+    assert judged({"smile": 3})["expr_happy"] - judged({"smile": -3})["expr_happy"] > 0.3
