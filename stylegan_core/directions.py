@@ -88,6 +88,12 @@ class DirectionSet:
     def names(self, kind: Optional[str] = None) -> list[str]:
         return [n for n, d in self.directions.items() if kind is None or d.kind == kind]
 
+    def sliders(self) -> list[tuple[str, str]]:
+        """(name, display name) for an edit UI: the named attributes first, then the rest."""
+        order = {"interfacegan": 0, "interfacegan-conditional": 1, "stylespace": 2, "sefa": 3, "ganspace": 4}
+        ranked = sorted(self.directions.values(), key=lambda d: order.get(d.kind, 5))
+        return [(d.name, d.display_name) for d in ranked]
+
     def add(self, direction: Direction, vector: Optional[np.ndarray] = None) -> None:
         """Add a W direction with its vector, or an S-space one (no W vector: stored as zeros)."""
         self.directions[direction.name] = direction

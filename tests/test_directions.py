@@ -249,6 +249,7 @@ def test_style_channel_edit_shifts_exactly_one_channel(generator):
 def test_default_model_ships_the_named_directions():
     found = D.load_directions_from(D.PACKAGED_DIR / "ffhq-mobile")
     assert {"age", "gender", "smile", "yaw"} <= set(found.directions)
+    assert [name for name, _ in found.sliders()][:4] == ["age", "gender", "smile", "yaw"]
     assert (found.num_ws, found.w_dim) == (23, 512) and found.info["samples"] >= 100
     for name, direction in found.directions.items():
         assert direction.sigma > 0 and direction.rows and all(0 <= r < 23 for r in direction.rows)
