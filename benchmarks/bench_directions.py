@@ -31,22 +31,18 @@ def attribute(name: str) -> str:
     return name.split("_")[0]
 
 
-def measure(generator, found, names, seeds):
-    """{(name, value): list of per-face dicts (judges or None, identity, faces)} and the base judges."""
-    rows, base = {}, {}
-    for seed in seeds:
-        with torch.no_grad():
-            ws = generator.mapping(generator.seed_to_z(seed), psi=0.7)
-        image = D.render(generator, ws)[0]
-        base[seed] = (judges.judge_or_none(image), metrics.face_descriptor(image))
-        for name in names:
-            for value in VALUES:
-                edited = tensor_to_pil(D.render_edit(generator, found, ws, {name: value}))
-                verdict = judges.judge_or_none(edited)
-                identity = metrics.identity_distance(image, edited, reference_descriptor=base[seed][1])
-                rows.setdefault((name, value), []).append(dict(seed=seed, judges=verdict, identity=identity))
-        print(f"seed {seed} done", flush=True)
-    return rows, base
+def measure_seed(generator, found, names, seed, rows, base):
+    """Adds one held-out face to rows {(name, value): [per-face dicts]} and base {seed: (judges, descriptor)}."""
+    with torch.no_grad():
+        ws = generator.mapping(generator.seed_to_z(seed), psi=0.7)
+    image = D.render(generator, ws)[0]
+    base[seed] = (judges.judge_or_none(image), metrics.face_descriptor(image))
+    for name in names:
+        for value in VALUES:
+            edited = tensor_to_pil(D.render_edit(generator, found, ws, {name: value}))
+            verdict = judges.judge_or_none(edited)
+            identity = metrics.identity_distance(image, edited, reference_descriptor=base[seed][1])
+            rows.setdefault((name, value), []).append(dict(seed=seed, judges=verdict, identity=identity))
 
 
 def mean_change(rows, base, judge):
@@ -107,9 +103,30 @@ def preview_seconds(generator, found, rounds=5):
     return statistics.median(times[1:]), min(times[1:])
 
 
+def report(machine_line, found, names, rows, base, seeds_done, elapsed, preview):
+    lines = [
+        "# Attribute directions: edit quality on held-out seeds (ffhq-mobile, 1024 px, CPU)", "",
+        f"Machine: {machine_line}. Written by `benchmarks/bench_directions.py` after {elapsed:.0f} s. The machine "
+        "was shared with other jobs (load average about 15 on 2 cores): times are upper bounds.", "",
+        f"Faces: held-out seeds {', '.join(map(str, seeds_done))} at psi 0.7 (fitting used seeds from "
+        f"{D.FIT_SEED_BASE}, {found.info.get('samples')} samples; probes from {D.FIT_SEED_BASE - 1000}). "
+        "Values in slider units (standard deviations of generated w). "
+        "'d X' = mean change of judge X against the unedited face; identity = dlib descriptor distance "
+        "to the unedited face (< 0.6: same person); one face = exactly one face detected. "
+        "Names ending in _c are the conditional directions (other named attributes projected out), "
+        "_s the single style channels (S space).", "",
+        *targets(rows, names), "", *table(rows, base, names), "",
+    ]
+    if preview:
+        lines.append(f"Edit preview (apply + one 1024 px forward): median {preview[0]:.3f} s, fastest "
+                     f"{preview[1]:.3f} s over 5 runs (target <= 0.3 s; contended machine, see load above).")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--budget-s", type=float, default=3600.0, help="stop adding seeds after this long")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -119,26 +136,18 @@ def main() -> None:
     found = D.load_directions("ffhq-mobile")
     names = [n for base in TARGETS for n in (base, f"{base}_c", f"{base}_s") if n in found.directions]
     started = time.monotonic()
-    rows, base = measure(generator, found, names, range(args.seeds))
-    median, fastest = preview_seconds(generator, found)
-    report = [
-        "# Attribute directions: edit quality on held-out seeds (ffhq-mobile, 1024 px, CPU)", "",
-        f"Machine: {machine_line}. Written by `benchmarks/bench_directions.py` in "
-        f"{time.monotonic() - started:.0f} s. The machine was shared with other jobs (contended): "
-        "times are upper bounds.", "",
-        f"Faces: seeds 0..{args.seeds - 1}, psi 0.7 (held out: fitting used seeds from {D.FIT_SEED_BASE}, "
-        f"{found.info.get('samples')} samples). Values in slider units (standard deviations of generated w). "
-        "'d X' = mean change of judge X against the unedited face; identity = dlib descriptor distance "
-        "to the unedited face (< 0.6: same person); one face = exactly one face detected. "
-        "Names ending in _c are the conditional directions (other named attributes projected out), "
-        "_s the single style channels (S space).", "",
-        *targets(rows, names), "", *table(rows, base, names), "",
-        f"Edit preview (apply + one 1024 px forward): median {median:.3f} s, fastest {fastest:.3f} s over 5 runs "
-        f"(target <= 0.3 s; contended machine, see load above).",
-    ]
+    preview = preview_seconds(generator, found)
+    print(f"preview: {preview}", flush=True)
+    rows, base, done = {}, {}, []
     out = ROOT / "benchmarks" / "results" / "directions.md"
-    out.write_text("\n".join(report) + "\n")
-    print("\n".join(report))
+    for seed in range(args.seeds):  # the file is rewritten after every face: a partial run still reports
+        if time.monotonic() - started > args.budget_s:
+            break
+        measure_seed(generator, found, names, seed, rows, base)
+        done.append(seed)
+        out.write_text(report(machine_line, found, names, rows, base, done, time.monotonic() - started, preview))
+        print(f"seed {seed} done after {time.monotonic() - started:.0f} s", flush=True)
+    print(out.read_text())
 
 
 if __name__ == "__main__":
