@@ -231,6 +231,7 @@ def unsupervised_directions(generator: Generator, model_name: str, per_range: in
 
 # -- supervised: judged samples ---------------------------------------------------------------------
 FIT_SEED_BASE = 1_000_000  # fitting seeds; seeds below stay held out for measuring (benchmarks)
+MIN_JUDGED_FACES = 50  # fewer cannot support a linear fit
 FIT_PSI = 0.7  # the judges are reliable on the truncated faces people edit; truncation is linear,
 # so a boundary fitted on truncated codes has the same normal in W
 
@@ -486,6 +487,11 @@ def compute_directions(generator: Generator, model_name: str, samples: int = 400
     directions = unsupervised_directions(generator, model_name, w_samples=w_samples)
     cache = cache or computed_dir(model_name) / "samples.npz"
     w, judged = judged_samples(generator, samples, cache, progress=progress)
+    faces = int(np.all(np.isfinite(judged), axis=1).sum())
+    if faces < MIN_JUDGED_FACES:
+        raise DirectionError(f"the judges found a face in only {faces} of {samples} samples of {model_name}: "
+                             "named directions need a model of human faces; its instant (SeFa, GANSpace) "
+                             "directions work without them")
     probes = probe_codes(generator, probe_faces)
     supervised_directions(generator, directions, w, judged, w_samples, probes, progress)
     stylespace_directions(generator, directions, w, judged, w_samples, probes, progress)

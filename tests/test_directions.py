@@ -272,3 +272,12 @@ def test_default_age_and_smile_directions_move_the_judges_on_a_held_out_seed():
 
     assert judged({"age": 3})["age"] - judged({"age": -3})["age"] > 10
     assert judged({"smile": 3})["expr_happy"] - judged({"smile": -3})["expr_happy"] > 0.3
+
+
+def test_compute_refuses_a_model_without_faces(tmp_path, monkeypatch):
+    from stylegan_core import judges
+
+    monkeypatch.setattr(judges, "judge_or_none", lambda image: None)
+    with pytest.raises(UserError, match="found a face in only 0 of 60"):
+        D.compute_directions(tiny_mobile_stylegan(seed=3), "tiny", samples=60, cache=tmp_path / "s.npz",
+                             progress=lambda line: None)
