@@ -36,7 +36,8 @@ def run_directions(args: argparse.Namespace) -> int:
     found = D.load_directions(loaded.name, loaded.generator)
     print(f"# {loaded.name}: {D.direction_status(loaded.name)}; slider unit = 1 standard deviation of "
           f"generated faces, range -{D.SLIDER_LIMIT:g}..{D.SLIDER_LIMIT:g}")
-    for name, direction in found.directions.items():
+    for name, _ in found.sliders():
+        direction = found.directions[name]
         rows = f"{min(direction.rows)}-{max(direction.rows)}" if direction.rows else "-"
         print(f"{name:16} {direction.kind:26} rows {rows:6} {direction.description or direction.display_name}")
     return 0
