@@ -281,3 +281,18 @@ def test_compute_refuses_a_model_without_faces(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="found a face in only 0 of 60"):
         D.compute_directions(tiny_mobile_stylegan(seed=3), "tiny", samples=60, cache=tmp_path / "s.npz",
                              progress=lambda line: None)
+
+
+def test_background_compute_reports_progress_then_stores(tmp_path, monkeypatch):
+    from stylegan_core import judges
+
+    monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setattr(judges, "judge_or_none", brightness_judge)
+    generator = tiny_mobile_stylegan(seed=3)
+    thread = D.compute_in_background(generator, "tiny-bg", samples=60)
+    assert D.direction_status("tiny-bg").startswith("computing")
+    with pytest.raises(UserError, match="already being computed"):
+        D.compute_in_background(generator, "tiny-bg", samples=60)
+    thread.join(timeout=120)
+    assert D.direction_status("tiny-bg") == "ready"
+    assert "age" in D.load_directions("tiny-bg").directions
