@@ -27,9 +27,6 @@ from .expression import EXPRESSIONS
 
 JUDGE_NAMES = ("age", "gender", *(f"expr_{e}" for e in EXPRESSIONS), "yaw", "pitch", "roll",
                "eye_openness", "mouth_openness")
-JUDGE_UNITS = {"age": "years", "gender": "P(male)", "yaw": "deg", "pitch": "deg", "roll": "deg",
-               "eye_openness": "ratio", "mouth_openness": "ratio",
-               **{f"expr_{e}": "probability" for e in EXPRESSIONS}}
 
 
 @dataclass
