@@ -260,7 +260,13 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 # -- entry point -----------------------------------------------------------------------------------
-SUBCOMMANDS = [add_generate, add_models, add_fetch, add_invert, add_inspect]
+def _edit_subcommands() -> list:
+    from .cli_edit import add_directions, add_edit  # imports this module: load it late
+
+    return [add_directions, add_edit]
+
+
+SUBCOMMANDS = [add_generate, add_models, add_fetch, add_invert, add_inspect, *_edit_subcommands()]
 
 
 def build_parser() -> argparse.ArgumentParser:

