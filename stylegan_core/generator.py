@@ -227,7 +227,7 @@ def register_architecture(cls: type) -> type:
 
 def build_generator(arch: str, config: dict) -> Generator:
     # Import the modules that register the known architectures.
-    from . import mobile_stylegan, stylegan2  # noqa: F401
+    from . import mobile_stylegan, stylegan2, stylegan3  # noqa: F401
 
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
