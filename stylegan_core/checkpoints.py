@@ -114,7 +114,7 @@ def read_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
     content = read_nvlabs_pickle(path) if kind == "pickle" else _read_torch_file(path)
     try:
         if kind == "pickle":
-            loaded = stylegan2_from_nvlabs(_generator_record(content, path))
+            loaded = _from_nvlabs_record(_generator_record(content, path))
         else:
             loaded = _from_state_dict_content(content, path)
     except (KeyError, IndexError, TypeError, AttributeError) as error:  # a structure no known writer makes
@@ -336,6 +336,13 @@ def _generator_record(content: Any, path: Path) -> PersistentRecord:
     return candidates[0]
 
 
+def _from_nvlabs_record(record: PersistentRecord) -> LoadedCheckpoint:
+    """Dispatch by structure: a synthesis network with a Fourier `input` layer is StyleGAN3."""
+    from .stylegan3_convert import is_stylegan3_record, stylegan3_from_nvlabs
+
+    return stylegan3_from_nvlabs(record) if is_stylegan3_record(record) else stylegan2_from_nvlabs(record)
+
+
 # -- NVlabs naming -> StyleGAN2 --------------------------------------------------------------------
 def stylegan2_from_nvlabs(record: PersistentRecord) -> LoadedCheckpoint:
     """Build the StyleGAN2 of an NVlabs Generator record (stylegan2-ada-pytorch layout)."""
@@ -529,7 +536,7 @@ def fill_from_source(generator: Generator, source: dict[str, torch.Tensor], name
     problems += [f"unused tensor {name!r} in the file" for name in sorted(set(source) - used)]
     if problems:
         shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
-        raise CheckpointError(f"the checkpoint does not match a StyleGAN2 generator: {shown}")
+        raise CheckpointError(f"the checkpoint does not match a {generator.arch} generator: {shown}")
 
 
 # -- torch.save files ------------------------------------------------------------------------------
