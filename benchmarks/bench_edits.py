@@ -28,9 +28,9 @@ class BatchTwoBlendEditor(fb.FeatureBlendEditor):
     """The variant not taken: each blended layer runs once with batch 2 (styles A then B) instead
     of twice with batch 1."""
 
-    def layer(self, index, layer, state, ws):
+    def layer(self, index, layer, state, s):
         both = state.map(lambda t: torch.cat([t, t]))
-        out = layer(both, torch.cat([ws, self.ws_b.expand_as(ws)]))
+        out = layer(both, torch.cat([s, layer.styles(self.ws_b).expand_as(s)]))
         return SynthesisState(self._split(out.x, both.x, state.x), self._split(out.img, both.img, state.img))
 
     def _split(self, out, both_in, passed_in):

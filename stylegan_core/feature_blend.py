@@ -163,10 +163,10 @@ class FeatureBlendEditor(LayerEditor):
             self._alphas[size] = self.mask_at(*size).to(like)
         return self._alphas[size]
 
-    def layer(self, index: int, layer: SynthesisLayer, state: SynthesisState, ws: torch.Tensor) -> SynthesisState:
+    def layer(self, index: int, layer: SynthesisLayer, state: SynthesisState, s: torch.Tensor) -> SynthesisState:
         if self.layers is not None and index not in self.layers:
-            return layer(state, ws)
-        out_a, out_b = layer(state, ws), layer(state, self.ws_b)
+            return layer(state, s)
+        out_a, out_b = layer(state, s), layer(state, layer.styles(self.ws_b))
         return SynthesisState(self._mix(out_a.x, out_b.x, state.x), self._mix(out_a.img, out_b.img, state.img))
 
     def _mix(self, a: Optional[torch.Tensor], b: Optional[torch.Tensor],

@@ -9,11 +9,18 @@ A synthesis network is a list of `SynthesisLayer`s that transform a `SynthesisSt
 feature maps `x` and the RGB skip image `img`). `Generator.synthesis` runs them in order; a
 `LayerEditor` may intercept each layer. Feature-level operations (SOAT blending, panoramas,
 spatial edits) are editors: they plug into this loop instead of copying it.
+
+Styles (S space): every layer first turns its W+ row into a style vector s = A w + b (its
+affine, [batch, C_l]) and then runs on that vector. The loop computes each layer's style, lets
+the editor change it (`LayerEditor.styles`, e.g. a StyleSpace channel edit) and runs the layer
+with it; `Generator.styles(ws)` returns the list of per-layer styles and
+`Generator.synthesis(styles=...)` renders from such a list, so S-space codes are plain lists of
+tensors, one per layer in loop order (`Generator.describe_styles` gives their layout).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
@@ -35,34 +42,58 @@ class SynthesisState:
 class SynthesisLayer(nn.Module):
     """One step of the synthesis loop.
 
-    Subclasses set `name`, `rows` (the W+ rows this layer reads) and `resolution` (of its output
-    features), and implement `forward(state, ws) -> state`. Layers must work for any spatial size
-    of their input (panoramas widen the features), so fixed noise maps are tiled to the input size.
+    Subclasses set `name`, `rows` (the W+ row this layer reads, one) and `resolution` (of its
+    output features), and implement
+      `styles(ws) -> s [B, C_l]`: the layer's affine applied to its row of ws [B, num_ws, w_dim];
+      `forward(state, s) -> state`: the layer run with those styles;
+      `affine_matrix() -> [C_l, w_dim]`, `affine_bias() -> [C_l]`: the effective affine, run-time
+      gains folded in, so styles(ws) == ws[:, row] @ A^T + b up to float rounding (SeFa and
+      StyleSpace analysis read the matrix; `styles` may evaluate it in a faster order).
+    Layers must work for any spatial size of their input (panoramas widen the features), so fixed
+    noise maps are tiled to the input size.
     """
 
     name: str = "layer"
     rows: tuple[int, ...] = ()
     resolution: int = 0
 
-    def forward(self, state: SynthesisState, ws: torch.Tensor) -> SynthesisState:  # pragma: no cover
+    def styles(self, ws: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def affine_matrix(self) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def affine_bias(self) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    @property
+    def style_channels(self) -> int:
+        """C_l: the length of this layer's style vector."""
+        return self.affine_bias().shape[0]
+
+    def forward(self, state: SynthesisState, s: torch.Tensor) -> SynthesisState:  # pragma: no cover
         raise NotImplementedError
 
 
 class LayerEditor:
     """Hook points of the synthesis loop. The default editor changes nothing.
 
-    `begin` sees the input state (for example to widen the constant for a panorama), `layer` is
-    called for every layer with the layer itself so the editor can run it several times (with
-    other styles) and combine the results, and `end` sees the final state.
+    `begin` sees the input state (for example to widen the constant for a panorama); for every
+    layer, `styles` may change its style vector s [B, C_l] (S-space edits) and then `layer` runs
+    it, with the layer itself so the editor can run it several times (with other styles, e.g.
+    `layer.styles(other_ws)`) and combine the results; `end` sees the final state.
     """
 
     def begin(self, state: SynthesisState, generator: "Generator") -> SynthesisState:
         return state
 
+    def styles(self, index: int, layer: SynthesisLayer, s: torch.Tensor) -> torch.Tensor:
+        return s
+
     def layer(
-        self, index: int, layer: SynthesisLayer, state: SynthesisState, ws: torch.Tensor
+        self, index: int, layer: SynthesisLayer, state: SynthesisState, s: torch.Tensor
     ) -> SynthesisState:
-        return layer(state, ws)
+        return layer(state, s)
 
     def end(self, state: SynthesisState) -> SynthesisState:
         return state
@@ -79,6 +110,17 @@ class RowInfo:
     @property
     def used(self) -> bool:
         return bool(self.layers)
+
+
+@dataclass(frozen=True)
+class StyleInfo:
+    """One entry of S space: the style vector of synthesis layer `index`."""
+
+    index: int  # position in `Generator.layers` and in the list `Generator.styles` returns
+    layer: str
+    row: int  # the W+ row its affine reads
+    resolution: int
+    channels: int  # C_l
 
 
 class Generator(nn.Module):
@@ -150,13 +192,40 @@ class Generator(nn.Module):
                 f"got {list(ws.shape)} (a code made with another model?)"
             )
 
-    def synthesis(self, ws: torch.Tensor, editor: Optional[LayerEditor] = None) -> torch.Tensor:
-        """ws [B, num_ws, w_dim] -> image [B, 3, H, W] in [-1, 1]. The one synthesis loop."""
+    def check_styles(self, styles: Sequence[torch.Tensor]) -> int:
+        """Check a list of per-layer styles (S space) against this model; returns the batch size."""
+        shapes = [tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__ for s in styles]
+        batch = shapes[0][0] if shapes and isinstance(shapes[0], tuple) and len(shapes[0]) == 2 else None
+        channels = [layer.style_channels for layer in self.layers]
+        if batch is None or shapes != [(batch, c) for c in channels]:
+            raise ValueError(
+                f"this {self.arch} model takes {len(channels)} styles of shapes [batch, C_l] with C_l = "
+                f"{channels}, got {shapes}"
+            )
+        return batch
+
+    def styles(self, ws: torch.Tensor) -> list[torch.Tensor]:
+        """ws [B, num_ws, w_dim] -> the per-layer styles (S space), one [B, C_l] per layer in loop order."""
         self.check_ws(ws)
+        return [layer.styles(ws) for layer in self.layers]
+
+    def synthesis(self, ws: Optional[torch.Tensor] = None, editor: Optional[LayerEditor] = None, *,
+                  styles: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
+        """ws [B, num_ws, w_dim] or styles (a list as from `styles`) -> image [B, 3, H, W] in [-1, 1].
+
+        The one synthesis loop: per layer its style (computed from ws, or taken from `styles`),
+        changed by the editor's `styles` hook, then the layer run by the editor's `layer` hook.
+        """
+        if (ws is None) == (styles is None):
+            raise ValueError("give either ws (W+) or styles (S space), not both or neither")
+        if ws is not None:
+            self.check_ws(ws)
+        batch = self.check_styles(styles) if ws is None else ws.shape[0]
         editor = editor or LayerEditor()
-        state = editor.begin(self.input_state(ws.shape[0]), self)
+        state = editor.begin(self.input_state(batch), self)
         for index, layer in enumerate(self.layers):
-            state = editor.layer(index, layer, state, ws)
+            s = layer.styles(ws) if styles is None else styles[index]
+            state = editor.layer(index, layer, state, editor.styles(index, layer, s))
         return self.output(editor.end(state))
 
     def forward(self, ws: torch.Tensor, editor: Optional[LayerEditor] = None) -> torch.Tensor:
@@ -172,6 +241,14 @@ class Generator(nn.Module):
         return [
             RowInfo(row, max((l.resolution for l in ls), default=0), tuple(l.name for l in ls))
             for row, ls in by_row.items()
+        ]
+
+    def describe_styles(self) -> list[StyleInfo]:
+        """The layout of S space: for each synthesis layer (in loop order) its W+ row, output
+        resolution and number of style channels."""
+        return [
+            StyleInfo(index, layer.name, layer.rows[0], layer.resolution, layer.style_channels)
+            for index, layer in enumerate(self.layers)
         ]
 
     def rows_up_to_resolution(self, resolution: int) -> list[int]:
@@ -217,6 +294,8 @@ def tile_to(noise: torch.Tensor, height: int, width: int) -> torch.Tensor:
 # Every Generator subclass is constructible from a plain config dict (`generator.config`), so one
 # safetensors export (tensors + the config in the metadata) serves every architecture.
 ARCHITECTURES: dict[str, type] = {}
+# The modules whose import registers an architecture (a new architecture adds its module here).
+ARCHITECTURE_MODULES = ("mobile_stylegan", "stylegan2", "stylegan3")
 
 
 def register_architecture(cls: type) -> type:
@@ -225,10 +304,16 @@ def register_architecture(cls: type) -> type:
     return cls
 
 
-def build_generator(arch: str, config: dict) -> Generator:
-    # Import the modules that register the known architectures.
-    from . import mobile_stylegan, stylegan2, stylegan3  # noqa: F401
+def architectures() -> dict[str, type]:
+    """Every known architecture: arch name -> Generator subclass."""
+    import importlib
 
-    if arch not in ARCHITECTURES:
+    for module in ARCHITECTURE_MODULES:
+        importlib.import_module(f"{__package__}.{module}")
+    return dict(ARCHITECTURES)
+
+
+def build_generator(arch: str, config: dict) -> Generator:
+    if arch not in architectures():
         raise ValueError(f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
     return ARCHITECTURES[arch](**config)

@@ -183,13 +183,28 @@ class StyleAffine(nn.Linear):
         return super().forward(w) * self.scale
 
 
+class StyledLayer(SynthesisLayer):
+    """A MobileStyleGAN layer whose style is `affine` (a StyleAffine) of its one W+ row."""
+
+    affine: StyleAffine
+
+    def styles(self, ws: torch.Tensor) -> torch.Tensor:
+        return self.affine(ws[:, self.rows[0]])
+
+    def affine_matrix(self) -> torch.Tensor:
+        return self.affine.weight * self.affine.scale
+
+    def affine_bias(self) -> torch.Tensor:
+        return self.affine.bias * self.affine.scale
+
+
 def _add_noise_act_(x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """x + noise, leaky ReLU, in place: x is a fresh convolution output (not a view) nothing else holds."""
     x.add_(tile_to(noise, x.shape[-2], x.shape[-1]))
     return F.leaky_relu_(x, LEAKY_SLOPE)
 
 
-class ConstConv(SynthesisLayer):
+class ConstConv(StyledLayer):
     """The first layer: a modulated full 3x3 convolution on the learned constant."""
 
     def __init__(self, row: int, w_dim: int, channels: int, size: int):
@@ -200,13 +215,12 @@ class ConstConv(SynthesisLayer):
         self.bias = nn.Parameter(torch.zeros(channels))
         self.register_buffer("noise", torch.zeros(1, 1, size, size))
 
-    def forward(self, state: SynthesisState, ws: torch.Tensor) -> SynthesisState:
-        style = self.affine(ws[:, self.rows[0]])
+    def forward(self, state: SynthesisState, style: torch.Tensor) -> SynthesisState:
         x = F.conv2d(state.x * style[:, :, None, None], self.weight, self.bias, padding=1)
         return SynthesisState(_add_noise_act_(x, self.noise))
 
 
-class HaarUpsample(SynthesisLayer):
+class HaarUpsample(StyledLayer):
     """'up': modulate the C channels, then read them as Haar bands: C/4 channels at twice the size.
 
     Two exact implementations; the faster one depends on the width. With few channels, a
@@ -223,15 +237,14 @@ class HaarUpsample(SynthesisLayer):
         dense = haar_transposed_conv_weight(out_channels) if out_channels <= DENSE_HAAR_MAX_CHANNELS else None
         self.register_buffer("haar_weight", dense, persistent=False)
 
-    def forward(self, state: SynthesisState, ws: torch.Tensor) -> SynthesisState:
-        style = self.affine(ws[:, self.rows[0]])
+    def forward(self, state: SynthesisState, style: torch.Tensor) -> SynthesisState:
         x = channels_last(state.x)
         if self.haar_weight is not None:
             return SynthesisState(_StyledHaarTransposedConv.apply(x, style, self.haar_weight))
         return SynthesisState(_HaarButterflies.apply(x * (0.5 * style)[:, :, None, None]))
 
 
-class SeparableConv(SynthesisLayer):
+class SeparableConv(StyledLayer):
     """Modulated depthwise 3x3 + pointwise 1x1 (demodulation folded into the pointwise weights),
     + fixed noise + bias, leaky ReLU."""
 
@@ -244,14 +257,13 @@ class SeparableConv(SynthesisLayer):
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.register_buffer("noise", torch.zeros(1, 1, resolution, resolution))
 
-    def forward(self, state: SynthesisState, ws: torch.Tensor) -> SynthesisState:
-        style = self.affine(ws[:, self.rows[0]])
+    def forward(self, state: SynthesisState, style: torch.Tensor) -> SynthesisState:
         x = channels_last(state.x)
         x = modulated(F.conv2d, x, self.weight_dw, style, padding=1, groups=x.shape[1])
         return SynthesisState(pointwise_noise_act(x, self.weight_pw.flatten(1).t(), self.bias, self.noise))
 
 
-class ToImage(SynthesisLayer):
+class ToImage(StyledLayer):
     """Modulated 1x1 to 3 colours x 4 Haar bands, then the inverse Haar transform to RGB.
 
     Both steps are linear per pixel, so the Haar mix is folded into the 1x1 weights (one small
@@ -266,8 +278,7 @@ class ToImage(SynthesisLayer):
         self.bias = nn.Parameter(torch.zeros(3 * HAAR_BANDS))
         self.register_buffer("haar", haar_to_subpixels(3), persistent=False)
 
-    def forward(self, state: SynthesisState, ws: torch.Tensor) -> SynthesisState:
-        style = self.affine(ws[:, self.rows[0]])
+    def forward(self, state: SynthesisState, style: torch.Tensor) -> SynthesisState:
         batch, _, height, width = state.x.shape
         weight = (self.haar @ self.weight.flatten(1)).t() * style[:, :, None]  # [B, C_in, 12]
         subpixels = torch.baddbmm(self.haar @ self.bias, pixel_rows(channels_last(state.x)), weight)

@@ -60,6 +60,13 @@ class EqualizedLinear(nn.Module):
         # Scaling the (small) input instead of the weight matrix avoids a weight-sized temporary.
         return bias_act(F.linear(x * self.weight_gain, self.weight), self.bias * self.bias_gain, act=self.activation)
 
+    def effective_weight(self) -> torch.Tensor:
+        """The [out, in] matrix this layer applies (gain folded in)."""
+        return self.weight * self.weight_gain
+
+    def effective_bias(self) -> torch.Tensor:
+        return self.bias * self.bias_gain
+
 
 class MappingNetwork(nn.Module):
     """z [B, z_dim] -> w [B, w_dim]."""
@@ -175,9 +182,17 @@ class StyledConv(SynthesisLayer):
             return tile_to(self.noise_const, height, width).to(like.dtype)[None, None] * self.noise_strength
         return None
 
-    def forward(self, state: SynthesisState, ws: torch.Tensor) -> SynthesisState:
+    def styles(self, ws: torch.Tensor) -> torch.Tensor:
+        return self.affine(ws[:, self.rows[0]])
+
+    def affine_matrix(self) -> torch.Tensor:
+        return self.affine.effective_weight()
+
+    def affine_bias(self) -> torch.Tensor:
+        return self.affine.effective_bias()
+
+    def forward(self, state: SynthesisState, styles: torch.Tensor) -> SynthesisState:
         x = state.x
-        styles = self.affine(ws[:, self.rows[0]])
         factor = 2 if self.upsample else 1
         noise = self.noise(x.shape[0], x.shape[2] * factor, x.shape[3] * factor, x)
         # lrelu(z) * sqrt(2) == lrelu(sqrt(2) * z): the activation gain goes into the conv's output scale.
@@ -201,8 +216,17 @@ class ToRGB(SynthesisLayer):
         self.weight_gain = 1 / math.sqrt(in_channels)
         self.register_buffer("resample_filter", setup_filter(), persistent=False)
 
-    def forward(self, state: SynthesisState, ws: torch.Tensor) -> SynthesisState:
-        styles = self.affine(ws[:, self.rows[0]]) * self.weight_gain
+    def styles(self, ws: torch.Tensor) -> torch.Tensor:
+        # The official code scales the styles (not the weight) by toRGB's equalised-lr gain.
+        return self.affine(ws[:, self.rows[0]]) * self.weight_gain
+
+    def affine_matrix(self) -> torch.Tensor:
+        return self.affine.effective_weight() * self.weight_gain
+
+    def affine_bias(self) -> torch.Tensor:
+        return self.affine.effective_bias() * self.weight_gain
+
+    def forward(self, state: SynthesisState, styles: torch.Tensor) -> SynthesisState:
         rgb = modulated_conv2d(state.x, self.weight, styles, bias=self.bias)
         if self.conv_clamp is not None:
             rgb = rgb.clamp(-self.conv_clamp, self.conv_clamp)

@@ -17,7 +17,8 @@ Synthesis, one `SynthesisLayer` per step, W+ row i for step i (num_ws = num_laye
 - the toRGB layer (row num_layers + 1): 1x1 modulated conv without demodulation, bias, clamp; the
   image is multiplied by `output_scale`.
 Cut-offs, stop-bands, sampling rates, sizes and channels follow the paper's geometric schedule
-(`layer_specs`). StyleGAN3 layers have no noise inputs: `noise_mode` is accepted and does nothing.
+(`layer_specs`). Panoramas widen the input canvas, which extends the Fourier grid: every layer
+then keeps the extra width (scaled by its sampling rate), and the image grows by whole images. StyleGAN3 layers have no noise inputs: `noise_mode` is accepted and does nothing.
 
 Differences from NVlabs' code, all within float rounding: the style pre-normalisation is per sample
 (theirs takes one RMS over the batch, which only changes the 1e-8 of the demodulation), and fp16
@@ -41,8 +42,6 @@ from .stylegan2 import IMAGE_CHANNELS, SQRT2, EqualizedLinear, MappingNetwork
 
 NOISE_MODES = ("const", "random", "none")
 DEMODULATION_EPS = 1e-8
-PANORAMA_REFUSAL = ("StyleGAN3 starts from Fourier features, not a 4x4 constant that can be widened; "
-                    "panoramas need a wider Fourier grid, which is not implemented")
 
 
 class TransformError(UserError, ValueError):
@@ -159,7 +158,8 @@ class FourierInput(SynthesisLayer):
 
     def __init__(self, spec: InputSpec, w_dim: int):
         super().__init__()
-        self.name, self.rows, self.resolution = "input", (0,), spec.size
+        # `resolution` is the sampling rate: the image size this layer's features correspond to (margins excluded).
+        self.name, self.rows, self.resolution = "input", (0,), spec.sampling_rate
         self.spec = spec
         self.affine = EqualizedLinear(w_dim, 4)
         with torch.no_grad():  # NVlabs' initialisation: identity rotation, no translation
@@ -176,10 +176,15 @@ class FourierInput(SynthesisLayer):
         """(r_c, r_s, t_x, t_y) from w0, [B, 4]."""
         return self.affine(ws[:, self.rows[0]])
 
-    def forward(self, state: SynthesisState, ws: torch.Tensor) -> SynthesisState:
-        return self.run(state, self.styles(ws))
+    def affine_matrix(self) -> torch.Tensor:
+        return self.affine.effective_weight()
 
-    def run(self, state: SynthesisState, t: torch.Tensor) -> SynthesisState:
+    def affine_bias(self) -> torch.Tensor:
+        return self.affine.effective_bias()
+
+    def forward(self, state: SynthesisState, t: torch.Tensor) -> SynthesisState:
+        """state.x is the empty canvas [B, 0, h, w] of `input_state` (h = w = sampling_rate unless an
+        editor widened it for a panorama): the features cover it plus the margins."""
         t = t / t[:, :2].norm(dim=1, keepdim=True)
         batch = t.shape[0]
         rotation = torch.eye(3, device=t.device).repeat(batch, 1, 1)
@@ -193,16 +198,22 @@ class FourierInput(SynthesisLayer):
         # A transform can push frequencies past the band: fade them out before they alias.
         bandwidth, nyquist = self.spec.bandwidth, self.spec.sampling_rate / 2
         amplitudes = (1 - (freqs.norm(dim=2) - bandwidth) / (nyquist - bandwidth)).clamp(0, 1)
-        grid = self.sample_grid(t)  # [H, W, 2]
+        grid = self.sample_grid(state.x.shape[-2], state.x.shape[-1], t)  # [H, W, 2]
         x = torch.sin(2 * math.pi * (grid @ freqs.transpose(1, 2).unsqueeze(1) + phases[:, None, None]))
         x = (x * amplitudes[:, None, None]) @ (self.weight / math.sqrt(self.spec.channels)).t()
         return SynthesisState(x.permute(0, 3, 1, 2), state.img)
 
-    def sample_grid(self, like: torch.Tensor) -> torch.Tensor:
-        """Pixel centres in units of the image width, (x, y) per pixel: [size, size, 2]."""
+    def sample_grid(self, height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+        """Pixel centres in units of the image width, (x, y) per pixel, for a canvas of height x
+        width plus the margins: [height + 2 m, width + 2 m, 2]. A wider canvas extends the same grid
+        to the right (downwards), so the first `size` pixels are those of the unwidened image."""
         size, rate = self.spec.size, self.spec.sampling_rate
-        coords = (torch.arange(size, device=like.device, dtype=like.dtype) + 0.5 - size / 2) / rate
-        y, x = torch.meshgrid(coords, coords, indexing="ij")
+        margin = (size - rate) // 2
+
+        def coords(count: int) -> torch.Tensor:
+            return (torch.arange(count + 2 * margin, device=like.device, dtype=like.dtype) + 0.5 - size / 2) / rate
+
+        y, x = torch.meshgrid(coords(height), coords(width), indexing="ij")
         return torch.stack([x, y], dim=-1)
 
 
@@ -212,7 +223,7 @@ class AliasFreeLayer(SynthesisLayer):
     def __init__(self, spec: LayerSpec, w_dim: int, conv_kernel: int, filter_size: int, lrelu_upsampling: int,
                  use_radial_filters: bool, conv_clamp: Optional[float]):
         super().__init__()
-        self.name, self.rows, self.resolution = spec.name, (spec.index + 1,), spec.out_size
+        self.name, self.rows, self.resolution = spec.name, (spec.index + 1,), spec.out_sampling_rate
         self.spec, self.conv_clamp = spec, conv_clamp
         self.kernel = 1 if spec.is_torgb else conv_kernel
         self.affine = EqualizedLinear(w_dim, spec.in_channels, bias_init=1.0)
@@ -240,15 +251,23 @@ class AliasFreeLayer(SynthesisLayer):
         before = (total + self.up) // 2
         self.padding = (before, total - before, before, total - before)
 
+    @property
+    def style_gain(self) -> float:
+        """toRGB scales its styles by its equalised-lr weight gain (it has no demodulation)."""
+        return 1 / math.sqrt(self.spec.in_channels) if self.spec.is_torgb else 1.0
+
     def styles(self, ws: torch.Tensor) -> torch.Tensor:
-        """The affine output for this layer's row, [B, in_channels] (toRGB's weight gain folded in)."""
+        """The affine output for this layer's row, [B, in_channels]."""
         s = self.affine(ws[:, self.rows[0]])
-        return s / math.sqrt(self.spec.in_channels) if self.spec.is_torgb else s
+        return s * self.style_gain if self.spec.is_torgb else s
 
-    def forward(self, state: SynthesisState, ws: torch.Tensor) -> SynthesisState:
-        return self.run(state, self.styles(ws))
+    def affine_matrix(self) -> torch.Tensor:
+        return self.affine.effective_weight() * self.style_gain
 
-    def run(self, state: SynthesisState, s: torch.Tensor) -> SynthesisState:
+    def affine_bias(self) -> torch.Tensor:
+        return self.affine.effective_bias() * self.style_gain
+
+    def forward(self, state: SynthesisState, s: torch.Tensor) -> SynthesisState:
         x = self.modulated_conv(state.x, s)
         gain, slope = (1.0, 1.0) if self.spec.is_torgb else (SQRT2, 0.2)
         x = filtered_lrelu(x, self.up_filter, self.down_filter, self.bias.to(x.dtype), self.up, self.down,
@@ -313,7 +332,10 @@ class StyleGAN3(Generator):
         return self.mapping_mlp(z)
 
     def input_state(self, batch: int) -> SynthesisState:
-        return SynthesisState(None)  # the Fourier input layer makes the first features from w0
+        # An empty canvas at the first sampling rate: the Fourier input layer makes the features (from
+        # w0) on its grid, so an editor that widens the canvas (a panorama) widens the Fourier grid.
+        rate = self.input.spec.sampling_rate
+        return SynthesisState(self.w_avg.new_empty(batch, 0, rate, rate))
 
     def output(self, state: SynthesisState) -> torch.Tensor:
         return state.img * self.output_scale if self.output_scale != 1 else state.img

@@ -1,4 +1,5 @@
-"""Shared test setup: offline, quiet, and one app server for the end-to-end tests."""
+"""Shared test setup: offline, quiet, the tiny model of every architecture, and one app server
+for the end-to-end tests."""
 import os
 import socket
 import subprocess
@@ -6,15 +7,87 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
+
+from stylegan_core import zoo
+from stylegan_core.generator import Generator, LayerEditor, SynthesisState
+from stylegan_core.mobile_stylegan import tiny_mobile_stylegan
+from stylegan_core.stylegan2 import tiny_stylegan2
+from stylegan_core.stylegan3 import tiny_stylegan3
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER_START_TIMEOUT_S = 600  # a fresh machine fetches and converts the weights first
+
+
+# -- tiny models -------------------------------------------------------------------------------
+# One few-KB random model per registered architecture: seed -> generator (eval, frozen, with every
+# parameter random and non-zero). A new architecture registers its factory here, and the
+# generator-contract suite (test_generator_contract.py) then covers it.
+TINY_MODELS: dict[str, Callable[[int], Generator]] = {
+    "stylegan2": lambda seed: tiny_stylegan2(seed=seed),
+    "mobile_stylegan": lambda seed: tiny_mobile_stylegan(seed=seed),
+    "stylegan3": lambda seed: tiny_stylegan3(seed=seed),
+}
+
+
+def tiny_model(arch: str, seed: int = 0) -> Generator:
+    return TINY_MODELS[arch](seed)
+
+
+def tiny_codes(generator: Generator, batch: int = 1, seed: int = 0, psi: float = 1.0) -> torch.Tensor:
+    """W+ codes of seeded Gaussian z: [batch, num_ws, w_dim]."""
+    z = torch.randn(batch, generator.z_dim, generator=torch.Generator().manual_seed(seed))
+    return generator.mapping(z, psi)
+
+
+@pytest.fixture(scope="module", params=sorted(TINY_MODELS))
+def tiny(request) -> Generator:
+    """The tiny model of each architecture (module-scoped: tests must not change it)."""
+    return tiny_model(request.param)
+
+
+class Widen(LayerEditor):
+    """Appends `extra` columns (the first ones again) to the input features, as a panorama span
+    does with the whole width; a partial width makes the layers tile and crop their noise maps."""
+
+    def __init__(self, extra: int):
+        self.extra = extra
+
+    def begin(self, state: SynthesisState, generator: Generator) -> SynthesisState:
+        return state.map(lambda t: torch.cat([t, t[..., : self.extra]], dim=-1))
+
+
+# -- weights folders ---------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def private_weights_folder(request, tmp_path_factory, monkeypatch):
+    """Every test but the real-weight ones gets an empty weights folder of its own, so no test
+    writes into (or silently depends on) the real one."""
+    if not (request.node.get_closest_marker("real") or request.node.get_closest_marker("browser")):
+        monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path_factory.mktemp("weights")))
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """A fresh weights folder (tmp_path / "weights"), no user configuration, the Hub offline, pip
+    without any index, and no models loaded. Returns tmp_path."""
+    monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path / "weights"))
+    for name in ("STYLEGAN_LOCAL_WEIGHTS", "STYLEGAN_CHECKPOINT", "HF_HOME", "HF_HUB_CACHE",
+                 "HUGGINGFACE_HUB_CACHE", "PIP_INDEX_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # ignore machine-wide pip config (indexes, find-links)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    (tmp_path / "wheels").mkdir()
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "wheels"))
+    zoo.clear_loaded_models()
+    yield tmp_path
+    zoo.clear_loaded_models()
 
 
 @pytest.fixture(autouse=True)

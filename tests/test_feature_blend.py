@@ -3,16 +3,14 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import TINY_MODELS, tiny_model
 from stylegan_core import edits, feature_blend as fb
-from stylegan_core.mobile_stylegan import tiny_mobile_stylegan
 from stylegan_core.stylegan2 import StyleGAN2, tiny_stylegan2
 
 
-@pytest.fixture(scope="module", params=["mobile_stylegan", "stylegan2"])
+@pytest.fixture(scope="module", params=sorted(TINY_MODELS))
 def generator(request):
-    if request.param == "mobile_stylegan":
-        return tiny_mobile_stylegan(seed=2)
-    return tiny_stylegan2(seed=2, resolution=64)
+    return tiny_model(request.param, seed=2)
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,12 @@
-"""MobileStyleGAN: the tiny random model (fast) and the real FFHQ port against OpenVINO and dlib (real)."""
+"""MobileStyleGAN's own layout and ops (fast; the common contract: test_generator_contract.py) and the
+real FFHQ port against OpenVINO and dlib (real)."""
 
 import numpy as np
 import pytest
 import torch
 
-from stylegan_core.generator import LayerEditor, SynthesisState
+from conftest import tiny_codes
+from stylegan_core.generator import SynthesisState
 from stylegan_core.mobile_stylegan import HaarUpsample, MobileStyleGAN, inverse_haar, tiny_mobile_stylegan
 from stylegan_core.openvino_ir import OpenVINOIRError, read_ir
 
@@ -14,13 +16,8 @@ def tiny():
     return tiny_mobile_stylegan(seed=0)
 
 
-def tiny_ws(model, batch=2, seed=0):
-    z = torch.randn(batch, model.z_dim, generator=torch.Generator().manual_seed(seed))
-    return model.mapping(z)
-
-
 def test_tiny_shapes_and_rows(tiny):
-    ws = tiny_ws(tiny, batch=3)
+    ws = tiny_codes(tiny, batch=3)
     assert ws.shape == (3, tiny.num_ws, tiny.w_dim) == (3, 11, 8)
     img = tiny.synthesis(ws)
     assert img.shape == (3, 3, 64, 64)
@@ -35,79 +32,9 @@ def test_tiny_shapes_and_rows(tiny):
     assert rows[9].layers == ("to_img",)
 
 
-def test_unused_rows_do_not_change_the_image_and_used_rows_do(tiny):
-    ws = tiny_ws(tiny)
-    image = tiny.synthesis(ws)
-    for info in tiny.describe_rows():
-        changed = ws.clone()
-        changed[:, info.row] += 3 * torch.randn_like(changed[:, info.row])
-        difference = (tiny.synthesis(changed) - image).abs().max().item()
-        if info.used:
-            assert difference > 1e-4, f"row {info.row} drives {info.layers} but changes nothing"
-        else:
-            assert difference == 0.0, f"unused row {info.row} changed the image"
-
-
-def test_batch_items_are_independent(tiny):
-    ws = tiny_ws(tiny, batch=3)
-    together = tiny.synthesis(ws)
-    alone = torch.cat([tiny.synthesis(ws[i : i + 1]) for i in range(3)])
-    torch.testing.assert_close(together, alone, rtol=0, atol=1e-5)
-
-
-class Widen(LayerEditor):
-    """Appends `extra` mirrored columns to the 4x4 constant, as a panorama would."""
-
-    def __init__(self, extra):
-        self.extra = extra
-
-    def begin(self, state, generator):
-        return SynthesisState(torch.cat([state.x, state.x.flip(-1)[..., : self.extra]], dim=-1))
-
-
-@pytest.mark.parametrize("extra, width", [(4, 128), (2, 96)])  # 96: noise maps tiled and cropped
-def test_any_input_width_works(tiny, extra, width):
-    ws = tiny_ws(tiny)
-    wide = tiny.synthesis(ws, Widen(extra))
-    assert wide.shape == (2, 3, 64, width) and torch.isfinite(wide).all()
-
-
-def test_gradient_reaches_every_used_row(tiny):
-    ws = tiny_ws(tiny).requires_grad_(True)
-    tiny.synthesis(ws).square().mean().backward()
-    norms = ws.grad.norm(dim=(0, 2))
-    for info in tiny.describe_rows():
-        assert (norms[info.row] > 0) == info.used
-
-
-def test_tiny_model_is_deterministic_per_seed_and_small():
-    a, b, c = tiny_mobile_stylegan(0), tiny_mobile_stylegan(0), tiny_mobile_stylegan(1)
-    for key, value in a.state_dict().items():
-        assert torch.equal(value, b.state_dict()[key]), key
-    assert not torch.equal(a.const, c.const)
-    assert sum(t.numel() for t in a.state_dict().values()) * 4 < 32_000
-
-
-def test_config_rebuilds_the_model(tiny):
-    rebuilt = type(tiny)(**tiny.config).eval()
-    rebuilt.load_state_dict(tiny.state_dict(), strict=True)
-    ws = tiny_ws(tiny)
-    assert torch.equal(rebuilt.synthesis(ws), tiny.synthesis(ws))
-
-
-def test_export_round_trip(tiny, tmp_path):
-    from stylegan_core.export import load_generator_file, save_generator
-
-    loaded = load_generator_file(save_generator(tiny, tmp_path / "tiny.safetensors"))
-    ws = tiny_ws(tiny)
-    assert isinstance(loaded, MobileStyleGAN) and torch.equal(loaded.synthesis(ws), tiny.synthesis(ws))
-
-
-def test_bad_config_and_codes_are_rejected(tiny):
+def test_bad_config_is_rejected():
     with pytest.raises(ValueError, match="multiple of 4"):
         MobileStyleGAN(channels=[8, 6])
-    with pytest.raises(ValueError, match="codes of shape"):
-        tiny.synthesis(torch.zeros(1, tiny.num_ws - 1, tiny.w_dim))
 
 
 def test_inverse_haar_inverts_the_haar_analysis():
@@ -135,7 +62,7 @@ def test_both_haar_upsample_implementations_agree(batch):
     assert dense.haar_weight is not None
     x = torch.randn(batch, 16, 4, 6, requires_grad=True)
     ws = torch.randn(batch, 1, 8, requires_grad=True)
-    outputs = [layer(SynthesisState(x), ws).x for layer in (dense, butterflies)]
+    outputs = [layer(SynthesisState(x), layer.styles(ws)).x for layer in (dense, butterflies)]
     torch.testing.assert_close(outputs[0], outputs[1])
     grads = [torch.autograd.grad(out.square().sum(), (x, ws)) for out in outputs]
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-4)

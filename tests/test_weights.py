@@ -17,20 +17,6 @@ PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 
 
-@pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    """A fresh weights folder, no user configuration, Hub offline, pip without any index."""
-    monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path / "weights"))
-    for name in ("STYLEGAN_LOCAL_WEIGHTS", "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "PIP_INDEX_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # ignore machine-wide pip config (indexes, find-links)
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    (tmp_path / "wheels").mkdir()
-    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "wheels"))
-    return tmp_path
-
-
 def register(monkeypatch, **fields) -> WeightFile:
     file = WeightFile(**{"file_id": "tiny/w.bin", "sha256": PAYLOAD_SHA, "size": len(PAYLOAD), **fields})
     monkeypatch.setitem(weights.KNOWN_FILES, file.file_id, file)

@@ -15,17 +15,6 @@ from stylegan_core.weights import HubLocation, WeightFile
 REVISION = "fedcba9876543210fedcba9876543210fedcba98"
 
 
-@pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path / "weights"))
-    for name in ("STYLEGAN_LOCAL_WEIGHTS", "STYLEGAN_CHECKPOINT", "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    zoo.clear_loaded_models()
-    yield tmp_path
-    zoo.clear_loaded_models()
-
-
 def render(generator, seed=1):
     with torch.no_grad():
         return generator.synthesis(generator.mapping(generator.seed_to_z(seed), psi=0.7))
