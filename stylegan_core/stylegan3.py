@@ -361,6 +361,17 @@ class StyleGAN3(Generator):
         self._noise_mode = mode
 
 
+def apply_user_transform(generator: Generator, rotate_deg: float = 0.0,
+                         translate: tuple[float, float] = (0.0, 0.0)) -> None:
+    """Set the rotation/translation of a StyleGAN3 model; on other architectures only the identity
+    is accepted (their 4x4 constant input has no coordinate grid to transform)."""
+    if isinstance(generator, StyleGAN3):
+        generator.set_transform(rotate_deg, translate)
+    elif rotate_deg != 0 or any(v != 0 for v in translate):
+        raise TransformError(f"rotation and translation need a StyleGAN3 model; this {generator.arch} model starts "
+                             "from a fixed constant that cannot be rotated or shifted")
+
+
 CONFIG_R = dict(conv_kernel=1, use_radial_filters=True)
 
 

@@ -255,3 +255,25 @@ def _edited(edit) -> Net:
 def test_settings_that_are_not_implemented_are_refused(tmp_path, nvlabs_modules, edit, message):
     with pytest.raises(CheckpointError, match=message):
         load_checkpoint(write_pickle(tmp_path / "g.pkl", _edited(edit)))
+
+
+# -- CLI ---------------------------------------------------------------------------------------------
+def test_generate_rotates_and_translates_stylegan3_models(tmp_path):
+    from PIL import Image
+
+    from stylegan_core import cli
+    from stylegan_core.export import save_generator
+    from stylegan_core.stylegan2 import tiny_stylegan2
+
+    checkpoint = save_generator(tiny_stylegan3(), tmp_path / "sg3.safetensors")
+    common = ["generate", "--seed", "3", "--checkpoint", str(checkpoint)]
+    assert cli.main([*common, "--out", str(tmp_path / "plain.png")]) == 0
+    assert cli.main([*common, "--rotate", "0", "--translate", "0,0", "--out", str(tmp_path / "zero.png")]) == 0
+    assert cli.main([*common, "--rotate", "20", "--translate", "0.1,-0.05", "--out", str(tmp_path / "moved.png")]) == 0
+    plain, zero, moved = (torch.tensor(list(Image.open(tmp_path / f"{n}.png").getdata()))
+                          for n in ("plain", "zero", "moved"))
+    assert torch.equal(plain, zero) and not torch.equal(plain, moved)
+    assert cli.main([*common, "--translate", "0.1", "--out", str(tmp_path / "bad.png")]) == 1
+    sg2 = save_generator(tiny_stylegan2(), tmp_path / "sg2.safetensors")
+    assert cli.main(["generate", "--seed", "3", "--checkpoint", str(sg2), "--rotate", "10",
+                     "--out", str(tmp_path / "sg2.png")]) == 1
