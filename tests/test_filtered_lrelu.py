@@ -102,7 +102,7 @@ def test_flip_filter_correlates():
 def test_impl_switch_and_argument_checks():
     x = torch.randn(1, 2, 4, 4)
     f = torch.tensor([0.25, 0.5, 0.25])
-    assert torch.equal(filtered_lrelu(x, f, f, impl="cuda", padding=2), filtered_lrelu(x, f, f, impl="ref", padding=2))
+    torch.testing.assert_close(filtered_lrelu(x, f, f, impl="cuda", padding=2), filtered_lrelu(x, f, f, impl="ref", padding=2))
     assert "no CUDA kernel" in FILTERED_LRELU_CUDA_STATUS
     with pytest.raises(ValueError, match="impl"):
         filtered_lrelu(x, impl="triton")
@@ -119,3 +119,26 @@ def test_gradient_flows_to_input_and_bias():
     f = torch.tensor([0.25, 0.5, 0.25])
     filtered_lrelu(x, f, f, b, up=2, down=2, padding=2, clamp=1.0).square().sum().backward()
     assert x.grad.abs().sum() > 0 and b.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("up,down,padding,up_taps,down_taps,clamp", CASES)
+@pytest.mark.parametrize("separable", [True, False])
+def test_matrix_product_path_matches_the_reference(up, down, padding, up_taps, down_taps, clamp, separable):
+    x = torch.randn(2, 3, 9, 11, generator=torch.Generator().manual_seed(12))
+    b = torch.randn(3, generator=torch.Generator().manual_seed(13))
+    fu, fd = random_filter(up_taps, 14, separable), random_filter(down_taps, 15, separable)
+    expected = filtered_lrelu_reference(x, fu, fd, b, up, down, padding, gain=1.3, clamp=clamp)
+    got = filtered_lrelu(x, fu, fd, b, up, down, padding, gain=1.3, clamp=clamp, impl="cuda")
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_matrix_product_path_with_stylegan3_sized_filters():
+    """The shapes of a StyleGAN3 layer: up 2 (12 taps), down 2 (a radially symmetric 12x12 filter)."""
+    from stylegan_core.stylegan3 import jinc_lowpass, kaiser_lowpass
+
+    x = torch.randn(1, 4, 20, 20, generator=torch.Generator().manual_seed(16))
+    fu, fd = kaiser_lowpass(12, 4.0, 4.0, 32), jinc_lowpass(12, 5.0, 6.0, 32)
+    expected = filtered_lrelu_reference(x, fu, fd, None, 2, 2, (9, 8, 9, 8), clamp=0.5)
+    torch.testing.assert_close(filtered_lrelu(x, fu, fd, None, 2, 2, (9, 8, 9, 8), clamp=0.5), expected,
+                               atol=1e-6, rtol=1e-5)
