@@ -155,8 +155,10 @@ def fir_axis(x: torch.Tensor, f: torch.Tensor, up: int, down: int, pad_before: i
     blocks = -(-out // block)
     last = first + (blocks - 1) * step + window  # one past the last input read
     x = F.pad(x, [-first, last - width])  # negative values crop
-    y = x.unfold(-1, window, step) @ matrix.to(x.dtype)  # [..., blocks, block]
-    return y.flatten(-2)[..., :out]
+    windows = x.unfold(-1, window, step)  # [..., blocks, window], overlapping views
+    # One 2-D product (a batched one over the strided view would loop over its matrices one by one).
+    y = windows.reshape(-1, window) @ matrix.to(x.dtype)
+    return y.reshape(*windows.shape[:-2], blocks * block)[..., :out]
 
 
 def _check(x: torch.Tensor, fu: Optional[torch.Tensor], fd: Optional[torch.Tensor], b: Optional[torch.Tensor],
