@@ -6,7 +6,7 @@ shared machine's load hits them alike. Prints a Markdown table; --write appends 
 benchmarks/results/stylegan3.md.
 
     .venv/bin/python benchmarks/bench_stylegan3.py [--rounds 2 | 0] [--resolutions 256,1024]
-        [--backward-resolutions 256] [--threads N] [--write]
+        [--backward-resolutions 256] [--configs T,R] [--threads N] [--write]
 """
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--resolutions", default="256,1024")
     parser.add_argument("--backward-resolutions", default="256",
                         help="forward + backward only at these (1024 needs well over 10 GB here)")
+    parser.add_argument("--configs", default="T,R")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--write", action="store_true", help=f"append the table to {RESULTS}")
     args = parser.parse_args()
@@ -59,7 +60,7 @@ def main() -> None:
     backward_at = {int(r) for r in args.backward_resolutions.split(",") if r}
     cases, flops, first_calls = {}, {}, {}
     for resolution in (int(r) for r in args.resolutions.split(",")):
-        for config in ("T", "R"):
+        for config in args.configs.split(","):
             model = published_model(config, resolution)
             ws = model.mapping(torch.randn(1, model.z_dim, generator=torch.Generator().manual_seed(1)), psi=0.7)
             kinds = [("forward", forward_fn)] + ([("forward+backward", backward_fn)] if resolution in backward_at else [])
