@@ -22,6 +22,7 @@ from stylegan_core.generator import tile_to
 from stylegan_core.mobile_stylegan import (
     ConstConv, HaarUpsample, MobileStyleGAN, SeparableConv, ToImage, haar_to_subpixels,
 )
+from stylegan_core.loading.mobile_stylegan_ir import mobile_stylegan_from_ir
 from stylegan_core.runtime import heap_reuse
 from stylegan_core.weights import fetch
 
@@ -80,7 +81,7 @@ def forward_backward_fn(synthesis, ws):
 
 def load_model() -> MobileStyleGAN:
     names = ["MappingNetwork.xml", "MappingNetwork.bin", "SynthesisNetwork.xml", "SynthesisNetwork.bin"]
-    return MobileStyleGAN.from_openvino_ir(*[fetch(f"mobilestylegan-ffhq/{name}") for name in names])
+    return mobile_stylegan_from_ir(*[fetch(f"mobilestylegan-ffhq/{name}") for name in names])
 
 
 def main() -> None:

@@ -236,9 +236,25 @@ def add_inspect(subparsers) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from .checkpoints import run_inspect as inspect_checkpoint
+    """Print the description, or the reason the file was refused (exit 1)."""
+    from .loading.files import describe_checkpoint
+    from .loading.safe_pickle import CheckpointError, UnsafeCheckpointError
 
-    return inspect_checkpoint(args.path)
+    try:
+        description = describe_checkpoint(args.path)
+    except UnsafeCheckpointError as error:
+        print(f"refused (unsafe): {error}", file=sys.stderr)
+        return 1
+    except CheckpointError as error:
+        print(f"unreadable: {error}", file=sys.stderr)
+        return 1
+    for key in ("path", "kind", "resolution", "num_ws", "w_dim", "z_dim", "parameters", "source_format"):
+        value = description[key]
+        print(f"{key:14s}{value:,}" if key == "parameters" else f"{key:14s}{value}")
+    print(f"{'config':14s}{description['config']}")
+    for note in description["notes"]:
+        print(f"{'note':14s}{note}")
+    return 0
 
 
 # -- entry point -----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ W+ rows: block 4 uses row 0 (conv1) and 1 (toRGB); block 2^k (k >= 3) uses rows 
 2k-4 (conv1) and 2k-3 (toRGB): num_ws = 2 log2(resolution) - 2, 18 at 1024 px.
 
 Parameters keep the official storage convention (weights ~ N(0, 1), scaled at run time: the
-equalised learning rate), so checkpoints map one to one (see checkpoints.py). Everything runs in
+equalised learning rate), so checkpoints map one to one (see loading/stylegan2_formats.py). Everything runs in
 the tensors' dtype (fp32 by default; the official code runs its top blocks in fp16 on GPUs, so
 its images differ from these by fp16 rounding). Feature maps are channels_last and conv weights
 are stored in oneDNN's layout: see benchmarks/bench_stylegan2.py for what each choice buys.

@@ -201,11 +201,43 @@ def weights_dir() -> Path:
     return Path(configured) if configured else Path(__file__).resolve().parents[1] / "weights"
 
 
+def _cache_folders(kind: str) -> list[Path]:
+    """Where converted files may live, preferred first: weights/<kind>/, then (for a read-only or
+    missing weights folder) $HF_HOME/stylegan_core/<kind>/ and a per-user temp folder."""
+    folders = [weights_dir() / kind]
+    if os.environ.get("HF_HOME"):
+        folders.append(Path(os.environ["HF_HOME"]) / "stylegan_core" / kind)
+    user = os.getuid() if hasattr(os, "getuid") else "user"
+    return folders + [Path(tempfile.gettempdir()) / f"stylegan_core-{user}" / kind]
+
+
+def _is_writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe"):
+            return True
+    except OSError:
+        return False
+
+
+_announced_fallbacks: set[Path] = set()
+
+
 def cache_path(name: str) -> Path:
-    """A path for a converted file under weights/converted/ (the folder is created)."""
-    folder = weights_dir() / "converted"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / name
+    """Where to write the converted file `name`: under weights/converted/, or in the first writable
+    fallback folder when that cannot be written (said once in the log). The caller still handles
+    an OSError on writing (then it runs from memory)."""
+    folders = _cache_folders("converted")
+    chosen = next((folder for folder in folders if _is_writable(folder)), folders[-1])
+    if chosen != folders[0] and chosen not in _announced_fallbacks:
+        _announced_fallbacks.add(chosen)
+        log.warning("the weights folder %s cannot be written; caching conversions in %s instead", folders[0], chosen)
+    return chosen / name
+
+
+def cached_copies(pattern: str) -> list[Path]:
+    """Existing converted files matching the glob `pattern`, in every cache folder, preferred first."""
+    return [path for folder in _cache_folders("converted") if folder.is_dir() for path in sorted(folder.glob(pattern))]
 
 
 def hub_cache_dir() -> Optional[Path]:
@@ -506,7 +538,12 @@ def _sources(file: WeightFile, local_path: Optional[os.PathLike]) -> list[tuple[
 
 def resolve(file_id: str, local_path: Optional[os.PathLike] = None) -> ResolvedFile:
     """Find a verified local copy of `file_id` and say where it came from (see the module docstring)."""
-    file = known_file(file_id)
+    return resolve_file(known_file(file_id), local_path)
+
+
+def resolve_file(file: WeightFile, local_path: Optional[os.PathLike] = None) -> ResolvedFile:
+    """`resolve` for a file described on the spot (e.g. a Hub file a user names) rather than by id."""
+    file_id = file.file_id
     tried: list[tuple[str, str]] = []
     bad_copies: list[str] = []
     for label, source in _sources(file, local_path):

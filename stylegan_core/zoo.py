@@ -1,9 +1,12 @@
 """The model zoo: a model name resolves to an architecture, its weight files and a ready generator.
 
+`load_model` is the one public way to load a model (a zoo name, a checkpoint file or a Hub file).
 `load_model(name)` fetches the files through `stylegan_core.weights`, converts them (OpenVINO IR,
 rosinality .pt, NVlabs pickle) once, and caches the result as a stylegan_core safetensors export
-under weights/converted/, keyed by the source files and the converter's source code, so a second
-start only reads one file. A process-level cache hands every caller the same loaded model.
+under weights/converted/ (a writable fallback folder when that cannot be written, or memory),
+keyed by the source files and the converter's source code, so a second start only reads one file.
+A cached file is checked by its content hash and by rendering one image; a damaged one is
+converted again. A process-level cache hands every caller the same loaded model.
 """
 from __future__ import annotations
 
@@ -14,7 +17,6 @@ import logging
 import os
 import re
 import threading
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -23,13 +25,14 @@ import torch
 
 from .errors import UserError
 from . import export
-from .generator import Generator
-from .weights import cache_path, resolve
+from .generator import ARCHITECTURE_MODULES, Generator
+from .weights import HubLocation, WeightFile, cache_path, cached_copies, resolve, resolve_file
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_ENV = "STYLEGAN_CHECKPOINT"
 CUSTOM_CHECKPOINT = "custom checkpoint"  # the name of a model loaded from a checkpoint file
+HUB_PREFIX = "hf://"
 
 FFHQ_LICENCE = ("Weights derive from NVIDIA's StyleGAN2 trained on FFHQ: NVIDIA Source Code License-NC "
                 "(research, non-commercial use only); FFHQ images are CC BY-NC-SA 4.0 by NVIDIA.")
@@ -105,30 +108,39 @@ class LoadedModel:
 
 # -- converters ------------------------------------------------------------------------------------
 def _convert_openvino_ir(paths: list[Path]) -> Generator:
-    from .mobile_stylegan import MobileStyleGAN
+    from .loading.mobile_stylegan_ir import mobile_stylegan_from_ir
 
-    return MobileStyleGAN.from_openvino_ir(*paths)
+    return mobile_stylegan_from_ir(*paths)
 
 
 def _convert_checkpoint(paths: list[Path]) -> Generator:
-    from .checkpoints import load_checkpoint
+    from .loading.files import read_checkpoint
 
-    return load_checkpoint(paths[0])
+    return read_checkpoint(paths[0]).generator
 
 
-# converter -> (function of the resolved files, the modules whose code defines its output)
+# converter -> (function of the resolved files, the modules and packages whose code defines its output)
 CONVERTERS: dict[str, tuple[Callable[[list[Path]], Generator], tuple[str, ...]]] = {
-    "openvino_ir": (_convert_openvino_ir, ("mobile_stylegan", "openvino_ir")),
-    "checkpoint": (_convert_checkpoint, ("stylegan2", "checkpoints")),
+    "openvino_ir": (_convert_openvino_ir, ("mobile_stylegan", "openvino_ir", "loading")),
+    "checkpoint": (_convert_checkpoint, ("loading", "export", *ARCHITECTURE_MODULES)),
 }
+
+
+def _source_files(module: str) -> list[Path]:
+    spec = importlib.util.find_spec(f"{__package__}.{module}")
+    if spec is None or spec.origin is None:
+        return []
+    if spec.submodule_search_locations:  # a package: all its modules
+        return sorted(p for folder in spec.submodule_search_locations for p in Path(folder).rglob("*.py"))
+    return [Path(spec.origin)]
 
 
 def _converter_fingerprint(modules: tuple[str, ...]) -> str:
     """A hash of the converter's source: editing the converter invalidates old conversions by itself."""
     digest = hashlib.sha256(export.FORMAT_VERSION.encode())
     for module in modules:
-        spec = importlib.util.find_spec(f"{__package__}.{module}")
-        digest.update(Path(spec.origin).read_bytes() if spec and spec.origin else b"missing")
+        for path in _source_files(module) or [None]:
+            digest.update(path.read_bytes() if path else b"missing")
     return digest.hexdigest()
 
 
@@ -144,26 +156,55 @@ def _conversion_key(converter: str, files: list[tuple[Path, Optional[str]]]) -> 
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:20]
 
 
+def check_not_constant(image: torch.Tensor) -> None:
+    """ModelError if a rendered image [B, 3, H, W] is all one colour or not finite: damaged
+    weights render such images, and they must not be shown as a result."""
+    flat = image.detach().flatten(2)
+    if not torch.isfinite(flat).all() or bool((flat.amax(2) == flat.amin(2)).all(1).any()):
+        raise ModelError("the model rendered a constant (or non-finite) image: its weights are damaged; "
+                         "delete the converted cache or the checkpoint and load it again")
+
+
+def _checked(generator: Generator) -> Generator:
+    with torch.no_grad():
+        check_not_constant(generator.synthesis(generator.mean_ws(1)))
+    return generator
+
+
+def _read_cached(target: Path, device: Union[str, torch.device]) -> Optional[Generator]:
+    """The cached conversion if it is intact (content hash, a non-constant image), else None."""
+    try:
+        return _checked(export.read_generator_file(target, device, require_hash=True))
+    except (export.ExportError, ModelError) as error:
+        log.warning("converting again: the cached conversion %s is damaged (%s)", target.name, error)
+        try:
+            target.unlink(missing_ok=True)
+        except OSError:  # a read-only cache folder: the new conversion goes to a writable one
+            pass
+        return None
+
+
 def _cached_conversion(stem: str, converter: str, files: list[tuple[Path, Optional[str]]],
                        device: Union[str, torch.device], replace_older: bool) -> Generator:
-    """Load the cached export of these files, or convert them and write the export for next time."""
-    target = cache_path(f"{stem}-{_conversion_key(converter, files)}.safetensors")
-    if target.is_file():
-        try:
-            return export.load_generator_file(target, device)
-        except export.ExportError as error:
-            warnings.warn(f"converting again: the cached conversion is unreadable ({error})")
+    """Load the cached export of these files, or convert them and write the export for next time
+    (when no cache folder can be written, the model runs from memory)."""
+    name = f"{stem}-{_conversion_key(converter, files)}.safetensors"
+    for cached in cached_copies(name):
+        generator = _read_cached(cached, device)
+        if generator is not None:
+            return generator
+    target = cache_path(name)
     log.info("converting %s (%s) to %s; later starts read this cache", stem, converter, target.name)
-    generator = CONVERTERS[converter][0]([path for path, _ in files])
+    generator = _checked(CONVERTERS[converter][0]([path for path, _ in files]).eval().requires_grad_(False))
     try:
-        export.save_generator(generator, target, extra={"sources": [str(p) for p, _ in files]})
+        export.save_generator(generator, target, extra={"sources": [p.name for p, _ in files]})
         if replace_older:  # one conversion per model: drop those of older files or converters
             for old in target.parent.glob(f"{stem}-*.safetensors"):
                 if old != target:
                     old.unlink(missing_ok=True)
     except OSError as error:
-        warnings.warn(f"could not cache the converted model at {target}: {error}")
-    return generator.eval().requires_grad_(False).to(device)
+        log.warning("running %s from memory: could not cache the conversion (%s)", stem, error)
+    return generator.to(device)
 
 
 # -- loading ---------------------------------------------------------------------------------------
@@ -188,23 +229,39 @@ def _load_entry(entry: ModelEntry, device: Union[str, torch.device]) -> LoadedMo
     return LoadedModel(generator, entry.name, entry, tuple(r.source for r in resolved))
 
 
-def load_checkpoint_file(path: Union[str, os.PathLike], device: Union[str, torch.device] = "cpu") -> LoadedModel:
+def _load_checkpoint_file(path: Path, device: Union[str, torch.device], name: str = CUSTOM_CHECKPOINT,
+                          source: Optional[str] = None) -> LoadedModel:
     """Any supported checkpoint file: a stylegan_core .safetensors export, a rosinality .pt, an NVlabs .pkl."""
-    from .checkpoints import detect_format
+    from .loading.files import detect_format
 
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ModelError(f"no checkpoint file at {path}")
     if detect_format(path) == "safetensors":  # already the project's format: nothing to convert or cache
-        generator = export.load_generator_file(path, device)
+        try:
+            generator = _checked(export.read_generator_file(path, device))
+        except export.ExportError as error:
+            raise ModelError(str(error)) from error
     else:
         stem = "checkpoint-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem)
         generator = _cached_conversion(stem, "checkpoint", [(path, None)], device, replace_older=False)
     entry = ModelEntry(
-        CUSTOM_CHECKPOINT, generator.arch, f"{generator.arch} checkpoint {path.name}", generator.resolution,
+        name, generator.arch, f"{generator.arch} checkpoint {path.name}", generator.resolution,
         "as set by the checkpoint's authors", (), verified=False, converter="checkpoint",
     )
-    return LoadedModel(generator, CUSTOM_CHECKPOINT, entry, (f"checkpoint file {path}",))
+    return LoadedModel(generator, name, entry, (source or f"checkpoint file {path.name}",))
+
+
+def hub_file(hub_id: str) -> WeightFile:
+    """The weight file a Hub id names: hf://owner/repo/path/in/repo.pkl, optionally @revision."""
+    spec, _, revision = hub_id[len(HUB_PREFIX):].partition("@")
+    parts = spec.split("/")
+    if len(parts) < 3 or not all(parts):
+        raise ModelError(f"{hub_id!r}: a Hub id looks like {HUB_PREFIX}owner/repo/path/to/file.pkl[@revision]")
+    repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
+    return WeightFile(f"hub/{repo}/{filename}", hub=HubLocation(repo, filename, revision or None))
+
+
+def _load_hub_file(hub_id: str, device: Union[str, torch.device]) -> LoadedModel:
+    resolved = resolve_file(hub_file(hub_id))
+    return _load_checkpoint_file(resolved.path, device, hub_id, resolved.source)
 
 
 _loaded: dict[tuple[str, ...], LoadedModel] = {}
@@ -235,25 +292,28 @@ def _requested_checkpoint(name_or_path: Optional[str], checkpoint) -> Optional[P
 
 def load_model(name_or_path: Optional[str] = None, device: Union[str, torch.device] = "cpu",
                checkpoint: Optional[Union[str, os.PathLike]] = None) -> LoadedModel:
-    """A zoo model by name, or a checkpoint file; loaded once per process and device.
+    """The one way to load a model: a zoo name, a checkpoint file, or a Hugging Face Hub file
+    (hf://owner/repo/path/file.pkl[@revision]); loaded once per process and device.
 
     A checkpoint file is loaded when given as `checkpoint`, as the name itself (an existing path),
     or through $STYLEGAN_CHECKPOINT when no name (or the name CUSTOM_CHECKPOINT) is given.
-    Otherwise the named zoo model, DEFAULT_MODEL when no name is given.
+    Otherwise the named zoo model, DEFAULT_MODEL when no name is given. Conversions are cached
+    (see the module docstring); a model whose images come out constant is refused.
     """
-    checkpoint_path = _requested_checkpoint(name_or_path, checkpoint)
     device_name = str(torch.device(device))
-    if checkpoint_path is None:
-        entry = get_entry(name_or_path or DEFAULT_MODEL)
-        key = ("zoo", entry.name, device_name)
-    else:
+    if checkpoint is None and name_or_path and name_or_path.startswith(HUB_PREFIX):
+        key, load = ("hub", name_or_path, device_name), lambda: _load_hub_file(name_or_path, device)
+    elif (checkpoint_path := _requested_checkpoint(name_or_path, checkpoint)) is not None:
         key = ("checkpoint", _file_fingerprint(checkpoint_path, None), device_name)
+        load = lambda: _load_checkpoint_file(checkpoint_path, device)  # noqa: E731
+    else:
+        entry = get_entry(name_or_path or DEFAULT_MODEL)
+        key, load = ("zoo", entry.name, device_name), lambda: _load_entry(entry, device)
     if key in _loaded:  # no waiting on the lock while another model is being converted
         return _loaded[key]
     with _load_lock:
         if key not in _loaded:
-            _loaded[key] = (_load_entry(entry, device) if checkpoint_path is None
-                            else load_checkpoint_file(checkpoint_path, device))
+            _loaded[key] = load()
         return _loaded[key]
 
 

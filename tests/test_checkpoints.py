@@ -8,11 +8,18 @@ checked against an independent computation, not against its own model.
 """
 from __future__ import annotations
 
+import codecs
+import collections
+import io
+import json
 import math
 import os
 import pickle
+import struct
+import subprocess
 import sys
 import types
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +28,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylegan_core.checkpoints import (
-    CheckpointError,
-    UnsafeCheckpointError,
-    describe_checkpoint,
-    detect_format,
-    infer_channel_formula,
-    load_checkpoint,
-    read_nvlabs_pickle,
-    run_inspect,
-)
+from stylegan_core.cli import main as cli_main
 from stylegan_core.export import save_generator
+from stylegan_core.loading.files import describe_checkpoint, detect_format, read_checkpoint
+from stylegan_core.loading.safe_pickle import (TORCH_LEGACY_MAGIC, CheckpointError, UnsafeCheckpointError,
+                                               read_pickle_file, unpickle)
+from stylegan_core.loading.stylegan2_formats import infer_channel_formula
 from stylegan_core.stylegan2 import StyleGAN2
+
+
+def load_checkpoint(path):
+    return read_checkpoint(path).generator
 
 MODULE_SOURCE = "# the source NVlabs would embed; a safe loader never runs it\n"
 
@@ -386,17 +392,41 @@ def test_rosinality_leftovers_are_reported(tmp_path, reference):
     assert "convs.0.conv.blur.kernel: resampling filter differs" in str(error.value)
 
 
+def test_channel_base_and_max_are_read_from_the_init_kwargs(tmp_path, nvlabs_modules):
+    # channels 37, 18, 9: no power-of-two formula fits them (inference would refuse this valid network)
+    reference = make_reference(seed=4, channel_base=150, channel_max=64)
+    generator = load_checkpoint(write_nvlabs_pickle(tmp_path / "odd_channels.pkl", reference))
+    assert generator.config["channel_base"] == 150 and generator.config["channel_max"] == 64
+    expected, got, _, _ = reference_images(reference, generator)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    reference._init_kwargs["synthesis_kwargs"]["channel_base"] = 160  # kwargs that contradict the tensors
+    with pytest.raises(CheckpointError, match="shape"):
+        load_checkpoint(write_nvlabs_pickle(tmp_path / "contradicting.pkl", reference))
+
+
+@pytest.mark.parametrize("where", ["mapping", "mapping_kwargs", "fc"])
+def test_a_mapping_activation_other_than_lrelu_is_refused(tmp_path, nvlabs_modules, reference, where):
+    if where == "mapping":
+        reference.mapping._init_kwargs["activation"] = "relu"
+    elif where == "mapping_kwargs":
+        reference._init_kwargs["mapping_kwargs"]["activation"] = "relu"
+    else:
+        reference.mapping.fc0._init_kwargs["activation"] = "relu"
+    with pytest.raises(CheckpointError, match="activation 'relu'.*only 'lrelu'"):
+        load_checkpoint(write_nvlabs_pickle(tmp_path / "relu.pkl", reference))
+
+
 def test_unsupported_networks_are_refused_clearly(tmp_path, nvlabs_modules, reference):
     reference.synthesis.b4._init_kwargs["architecture"] = "resnet"
     with pytest.raises(CheckpointError, match="'resnet' architecture is not supported"):
         load_checkpoint(write_nvlabs_pickle(tmp_path / "resnet.pkl", reference))
     reference.synthesis.b4._init_kwargs["architecture"] = "skip"
     reference._init_kwargs["c_dim"] = 10
-    with pytest.raises(CheckpointError, match="conditional"):
+    with pytest.raises(CheckpointError, match="class-conditional generators .c_dim=10. need a class label"):
         load_checkpoint(write_nvlabs_pickle(tmp_path / "conditional.pkl", reference))
     reference._init_kwargs["c_dim"] = 0
     reference.synthesis.input = Persistent()
-    with pytest.raises(CheckpointError, match="StyleGAN3"):
+    with pytest.raises(CheckpointError, match=r"no converter recognises.*synthesis layers \['b16', 'b4', 'b8', 'input'\]"):
         load_checkpoint(write_nvlabs_pickle(tmp_path / "sg3.pkl", reference))
     path = tmp_path / "no_generator.pkl"
     path.write_bytes(pickle.dumps({"D": None, "numbers": [1, 2]}))
@@ -436,7 +466,7 @@ def test_embedded_module_source_is_never_executed(tmp_path, nvlabs_modules, refe
     evil.module_src = evil_source
     path = tmp_path / "evil_source.pkl"
     path.write_bytes(pickle.dumps({"G_ema": evil}))
-    with pytest.raises(CheckpointError, match="no mapping/synthesis"):
+    with pytest.raises(CheckpointError, match="no converter recognises"):
         load_checkpoint(path)
     # Even inside a valid generator, the source is only hashed, never run.
     reference.module_src = evil_source
@@ -454,7 +484,7 @@ def test_other_dangerous_globals_are_refused(tmp_path):
         path = tmp_path / "evil.pkl"
         path.write_bytes(b"\x80\x02" + payload)
         with pytest.raises(UnsafeCheckpointError, match="never needs"):
-            read_nvlabs_pickle(path)
+            read_pickle_file(path)
 
 
 def test_torch_file_with_arbitrary_objects_is_refused(tmp_path):
@@ -507,6 +537,194 @@ def test_inspect_exits_non_zero_for_unsafe_and_unreadable_files(tmp_path, capsys
     assert "refused (unsafe)" in capsys.readouterr().err
     broken = tmp_path / "broken.pkl"
     broken.write_bytes(b"\x80\x04\x95")
-    assert run_inspect(broken) == 1
+    assert cli_main(["inspect", str(broken)]) == 1
     assert "unreadable" in capsys.readouterr().err
     assert not marker.exists()
+
+
+# -- crafted files: memory safety and allocation bounds (issue: a loader that cannot be crashed) -------
+class Reduces:
+    """Pickles as `function(*args)`, to craft exactly the calls a hostile file could make."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+def legacy_storage_bytes(declared_numel: int, stored_numel: int) -> bytes:
+    """torch's legacy storage stream (what NVlabs pickles embed) declaring `declared_numel` floats."""
+    stream = io.BytesIO()
+    for value in (TORCH_LEGACY_MAGIC, 1001, {"protocol_version": 1001, "little_endian": True,
+                                            "type_sizes": {"short": 2, "int": 4, "long": 4}}):
+        pickle.dump(value, stream, protocol=2)
+
+    class StoragePickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", torch.FloatStorage, "0", "cpu", declared_numel, None) if obj == "the storage" else None
+
+    StoragePickler(stream, protocol=2).dump("the storage")
+    pickle.dump(["0"], stream, protocol=2)
+    stream.write(struct.pack("<q", stored_numel) + np.arange(stored_numel, dtype="<f4").tobytes())
+    return stream.getvalue()
+
+
+def tensor_pickle(storage: bytes, size=(4,), stride=(1,)) -> bytes:
+    storage_object = Reduces(torch.storage._load_from_bytes, storage)
+    return pickle.dumps(Reduces(torch._utils._rebuild_tensor_v2, storage_object, 0, size, stride, False,
+                                collections.OrderedDict()), protocol=2)
+
+
+def test_an_honest_storage_stream_reads_back():
+    tensor = unpickle(tensor_pickle(legacy_storage_bytes(4, 4)))
+    assert torch.equal(tensor, torch.arange(4.0))
+
+
+@pytest.mark.parametrize("data, error", [
+    # numpy.ndarray called directly with an object dtype: its element would be a raw pointer
+    (pickle.dumps(Reduces(np.ndarray, (1,), "O", b"A" * 8), protocol=2), "calls numpy.ndarray directly"),
+    (pickle.dumps(np.array([None, 1], dtype=object), protocol=2), "not a plain number"),
+    (pickle.dumps(np.array([1.0, 2.0]), protocol=2)[:-1] + b")b.", "sets the state"),  # a second BUILD
+    (pickle.dumps(torch.zeros(2), protocol=2)[:-1] + b")b.", "sets the state of a Tensor"),
+    (b"\x80\x04\x8e" + struct.pack("<Q", 2**40) + b"xyz.", "truncated or corrupt"),  # 1 TB of bytes declared
+    (tensor_pickle(legacy_storage_bytes(10**9, 4)), "declares 4,000,000,000 bytes"),
+    (tensor_pickle(legacy_storage_bytes(4, 10**6)), "not .exactly. there"),
+    (tensor_pickle(legacy_storage_bytes(4, 4), size=(100,)), "outside its storage"),
+    (tensor_pickle(legacy_storage_bytes(4, 4), size=(2, 2), stride=(-1, 1)), "malformed"),
+])
+def test_crafted_pickles_are_refused_before_they_allocate_or_crash(data, error):
+    with pytest.raises(CheckpointError, match=error):
+        unpickle(data)
+
+
+def test_a_cyclic_network_is_refused_cleanly(tmp_path):
+    meta = (b"X\x04\x00\x00\x00typeX\x05\x00\x00\x00classX\n\x00\x00\x00class_nameX\t\x00\x00\x00Generator"
+            b"X\x05\x00\x00\x00state}q\x01(X\x08\x00\x00\x00_modules}q\x02u")
+    data = (b"\x80\x02ctorch_utils.persistence\n_reconstruct_persistent_obj\n}q\x00(" + meta + b"u\x85Rq\x03"
+            b"h\x02X\t\x00\x00\x00synthesish\x03s0.")  # modules['synthesis'] = the record itself
+    record = unpickle(data)
+    assert record.children["synthesis"] is record
+    with pytest.raises(CheckpointError, match="nested"):
+        record.tensors()
+    path = tmp_path / "cycle.pkl"
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError):
+        read_checkpoint(path)
+
+
+def test_a_small_pickle_cannot_build_much_more_than_it_holds():
+    text = "x" * 100_000
+    calls = [Reduces(codecs.encode, text, "latin1") for _ in range(50)]  # one memoised text, encoded 50 times
+    data = pickle.dumps(calls, protocol=2)
+    assert len(data) < 150_000
+    with pytest.raises(CheckpointError, match="builds more data than the file holds"):
+        unpickle(data)
+
+
+def safetensors_file(path: Path, header: dict, data: bytes = b"") -> Path:
+    encoded = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + data)
+    return path
+
+
+def test_crafted_safetensors_are_refused_before_they_allocate(tmp_path):
+    huge = {"__metadata__": {"format": "stylegan_core", "arch": "stylegan2", "config": "{}"},
+            "w": {"dtype": "F32", "shape": [100000, 100000], "data_offsets": [0, 40_000_000_000]}}
+    with pytest.raises(CheckpointError, match="outside the file"):
+        read_checkpoint(safetensors_file(tmp_path / "huge.safetensors", huge))
+    big_config = json.dumps(dict(resolution=1024, z_dim=512, w_dim=512, channel_base=4096, channel_max=512))
+    header = {"__metadata__": {"format": "stylegan_core", "format_version": "1", "arch": "stylegan2",
+                               "config": big_config}, "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}
+    with pytest.raises(CheckpointError, match="needs at least"):
+        read_checkpoint(safetensors_file(tmp_path / "config.safetensors", header, b"\0" * 4))
+
+
+def test_a_compressed_torch_zip_is_refused_before_inflating(tmp_path, reference):
+    honest = write_rosinality(tmp_path / "honest.pt", reference)
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(honest) as source, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as target:
+        for member in source.infolist():
+            target.writestr(member.filename, source.read(member))
+        target.writestr("honest/data/zeros", bytes(50_000_000))  # 50 MB that deflate to ~50 KB
+    assert bomb.stat().st_size < 1_000_000
+    with pytest.raises(CheckpointError, match="compressed or oversized members"):
+        read_checkpoint(bomb)
+    assert read_checkpoint(honest).source_format == "rosinality-pt"
+
+
+def test_a_legacy_torch_file_declaring_more_than_it_holds_is_refused(tmp_path, reference):
+    honest = tmp_path / "legacy.pt"
+    torch.save(torch.load(write_rosinality(tmp_path / "zip.pt", reference)), honest, _use_new_zipfile_serialization=False)
+    assert detect_format(honest) == "torch-legacy"
+    assert read_checkpoint(honest).source_format == "rosinality-pt"
+    crafted = tmp_path / "crafted.pt"
+    crafted.write_bytes(legacy_storage_bytes(10**9, 4))
+    assert detect_format(crafted) == "torch-legacy"
+    with pytest.raises(CheckpointError, match="declares 4,000,000,000 bytes"):
+        read_checkpoint(crafted)
+
+
+# -- fuzzing: mutated tiny pickles only ever give CheckpointError ------------------------------------
+FUZZ_SCRIPT = r"""
+import os, random, resource, sys, traceback
+from pathlib import Path
+from stylegan_core.loading.files import read_checkpoint
+from stylegan_core.loading.safe_pickle import CheckpointError
+import pickle, pickletools
+
+def vm_bytes():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+
+headroom = 1536 << 20  # the loader may use this much address space; a multi-GB allocation fails
+resource.setrlimit(resource.RLIMIT_AS, (vm_bytes() + headroom, resource.RLIM_INFINITY))
+opcodes = [op.code.encode("latin1") for op in pickletools.opcodes]
+rng = random.Random(int(sys.argv[2]))
+work = Path(sys.argv[3])
+bases = [Path(p).read_bytes() for p in sys.argv[4:]]
+for index in range(int(sys.argv[1])):
+    data = bytearray(rng.choice(bases))
+    kind = index % 5
+    if kind == 0:  # flipped bytes
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+    elif kind == 1:  # opcodes swapped for others
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.choice(opcodes)[0]
+    elif kind == 2:  # truncated
+        data = data[: rng.randrange(1, len(data))]
+    elif kind == 3:  # a chunk repeated (duplicated opcodes, memo indices, lengths)
+        start = rng.randrange(len(data)); end = min(len(data), start + rng.randint(1, 64))
+        data[start:start] = data[start:end] * rng.randint(1, 4)
+    else:  # random bytes overwritten with large numbers (declared lengths)
+        position = rng.randrange(len(data))
+        data[position:position + 4] = rng.choice([b"\xff\xff\xff\x7f", b"\x00\x00\x00\x40", b"\xff\xff\xff\xff"])
+    path = work / f"mutant{index % 4}"
+    path.write_bytes(bytes(data))
+    try:
+        read_checkpoint(path)
+    except CheckpointError as error:
+        cause = error.__cause__
+        if isinstance(cause, MemoryError) or "allocate" in str(cause):
+            print(f"mutant {index} (kind {kind}): an allocation was attempted: {cause!r}"); sys.exit(1)
+    except BaseException:
+        print(f"mutant {index} (kind {kind}) raised something else:"); traceback.print_exc(); sys.exit(1)
+print("ok")
+"""
+
+
+def test_fuzzed_pickles_only_ever_give_checkpoint_errors(tmp_path, nvlabs_modules):
+    # Runs in a child process with a memory limit: a crash, a hang or a huge allocation fails the
+    # test instead of taking pytest down. FUZZ_COUNT / FUZZ_SEED run a longer or another campaign.
+    small = make_reference(resolution=8, channel_base=16, channel_max=2, z_dim=3, w_dim=2, mapping_layers=1)
+    bases = [write_nvlabs_pickle(tmp_path / f"base{protocol}.pkl", small, protocol) for protocol in (2, 4)]
+    bases.append(save_generator(read_checkpoint(bases[0]).generator, tmp_path / "base.safetensors"))
+    bases.append(write_rosinality(tmp_path / "base.pt", small))
+    bases.append(tmp_path / "base_legacy.pt")
+    torch.save(torch.load(bases[-2]), bases[-1], _use_new_zipfile_serialization=False)
+    result = subprocess.run([sys.executable, "-c", FUZZ_SCRIPT, os.environ.get("FUZZ_COUNT", "250"), os.environ.get("FUZZ_SEED", "1"), str(tmp_path), *map(str, bases)],
+                            capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1],
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stdout[-3000:] + result.stderr[-3000:]

@@ -5,7 +5,7 @@ import torch
 
 from conftest import TINY_MODELS, Widen, tiny_codes, tiny_model
 from stylegan_core import feature_blend as fb
-from stylegan_core.export import load_generator_file, save_generator
+from stylegan_core.export import read_generator_file, save_generator
 from stylegan_core.generator import LayerEditor, SynthesisState, architectures, build_generator
 
 
@@ -49,7 +49,7 @@ def test_config_rebuilds_the_model_and_survives_export(tiny, tmp_path):
     rebuilt = build_generator(tiny.arch, tiny.config).eval().requires_grad_(False)
     rebuilt.load_state_dict(tiny.state_dict())
     assert torch.equal(render(rebuilt, ws), render(tiny, ws))
-    loaded = load_generator_file(save_generator(tiny, tmp_path / "tiny.safetensors"))
+    loaded = read_generator_file(save_generator(tiny, tmp_path / "tiny.safetensors"))
     assert type(loaded) is type(tiny) and loaded.config == tiny.config
     assert torch.equal(loaded.w_avg, tiny.w_avg)
     assert torch.equal(render(loaded, ws), render(tiny, ws))

@@ -8,6 +8,7 @@ import torch
 from conftest import tiny_codes
 from stylegan_core.generator import SynthesisState
 from stylegan_core.mobile_stylegan import HaarUpsample, MobileStyleGAN, inverse_haar, tiny_mobile_stylegan
+from stylegan_core.loading.mobile_stylegan_ir import mobile_stylegan_from_ir
 from stylegan_core.openvino_ir import OpenVINOIRError, read_ir
 
 
@@ -96,7 +97,7 @@ def ir_files():
 
 @pytest.fixture(scope="module")
 def ffhq():
-    return MobileStyleGAN.from_openvino_ir(*ir_files())
+    return mobile_stylegan_from_ir(*ir_files())
 
 
 @pytest.mark.real
@@ -120,9 +121,9 @@ def test_port_matches_the_openvino_runtime(ffhq):
 def test_mismatched_ir_files_fail_loudly():
     mapping_xml, mapping_bin, synthesis_xml, synthesis_bin = ir_files()
     with pytest.raises(OpenVINOIRError, match="unexpected constant"):
-        MobileStyleGAN.from_openvino_ir(mapping_xml, mapping_bin, mapping_xml, mapping_bin)
+        mobile_stylegan_from_ir(mapping_xml, mapping_bin, mapping_xml, mapping_bin)
     with pytest.raises(OpenVINOIRError, match="truncated"):
-        MobileStyleGAN.from_openvino_ir(mapping_xml, mapping_bin, synthesis_xml, mapping_bin)
+        mobile_stylegan_from_ir(mapping_xml, mapping_bin, synthesis_xml, mapping_bin)
 
 
 @pytest.mark.real

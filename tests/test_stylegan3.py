@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from conftest import tiny_codes
-from stylegan_core.checkpoints import CheckpointError, load_checkpoint, read_checkpoint
+from stylegan_core.loading.files import read_checkpoint
+from stylegan_core.loading.safe_pickle import CheckpointError
 from stylegan_core.stylegan3 import (
     StyleGAN3,
     TransformError,
@@ -228,11 +229,11 @@ def test_every_tensor_is_used_and_every_parameter_filled(tmp_path, nvlabs_module
     layer = network.state["_modules"]["synthesis"].state["_modules"]["L1_20_8"]
     layer.state["_buffers"]["stray"] = torch.zeros(2)
     with pytest.raises(CheckpointError, match=r"unused tensor 'synthesis\.L1_20_8\.stray'"):
-        load_checkpoint(write_pickle(tmp_path / "extra.pkl", network))
+        read_checkpoint(write_pickle(tmp_path / "extra.pkl", network))
     del layer.state["_buffers"]["stray"]
     del layer.state["_parameters"]["bias"]
     with pytest.raises(CheckpointError, match=r"missing tensor 'synthesis\.L1_20_8\.bias'"):
-        load_checkpoint(write_pickle(tmp_path / "missing.pkl", network))
+        read_checkpoint(write_pickle(tmp_path / "missing.pkl", network))
 
 
 def _edited(edit) -> Net:
@@ -254,7 +255,7 @@ def _edited(edit) -> Net:
 ])
 def test_settings_that_are_not_implemented_are_refused(tmp_path, nvlabs_modules, edit, message):
     with pytest.raises(CheckpointError, match=message):
-        load_checkpoint(write_pickle(tmp_path / "g.pkl", _edited(edit)))
+        read_checkpoint(write_pickle(tmp_path / "g.pkl", _edited(edit)))
 
 
 # -- CLI ---------------------------------------------------------------------------------------------

@@ -2,13 +2,14 @@
 import hashlib
 import os
 import re
+import tempfile
 
 import pytest
 import torch
 
 from stylegan_core import export, weights, zoo
 from stylegan_core.mobile_stylegan import tiny_mobile_stylegan
-from stylegan_core.checkpoints import rosinality_names
+from stylegan_core.loading.stylegan2_formats import rosinality_names
 from stylegan_core.stylegan2 import tiny_stylegan2
 from stylegan_core.weights import HubLocation, WeightFile
 
@@ -130,9 +131,69 @@ def test_unreadable_cached_conversion_is_redone(hub_model, isolated):
     [cached] = (isolated / "weights" / "converted").glob("tiny-hub-*")
     cached.write_bytes(b"garbage")
     zoo.clear_loaded_models()
-    with pytest.warns(UserWarning, match="converting again"):
-        zoo.load_model("tiny-hub")
+    zoo.load_model("tiny-hub")
     assert len(calls) == 2
+
+
+def test_cache_with_overwritten_tensor_data_is_detected_and_converted_again(hub_model, isolated, caplog):
+    original, calls = hub_model
+    zoo.load_model("tiny-hub")
+    [cached] = (isolated / "weights" / "converted").glob("tiny-hub-*")
+    data = bytearray(cached.read_bytes())
+    data[-400:] = bytes(400)  # same size, tensor data zeroed
+    cached.write_bytes(bytes(data))
+    zoo.clear_loaded_models()
+    again = zoo.load_model("tiny-hub")
+    assert len(calls) == 2 and "content hash" in caplog.text
+    assert torch.equal(render(again.generator), render(original))
+    assert cached.read_bytes() != bytes(data)  # repaired on disk
+
+
+def test_a_model_that_renders_a_constant_image_is_refused(isolated):
+    generator = tiny_stylegan2(seed=4)
+    with torch.no_grad():
+        for layer in generator.layers:
+            if layer.name.endswith("torgb"):
+                layer.weight.zero_()
+                layer.bias.zero_()
+    path = export.save_generator(generator, isolated / "black.safetensors")
+    with pytest.raises(zoo.ModelError, match="constant"):
+        zoo.load_model(checkpoint=path)
+
+
+def test_unwritable_weights_folder_falls_back_to_a_writable_cache(isolated, monkeypatch, caplog):
+    blocker = isolated / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(blocker / "weights"))
+    monkeypatch.setattr(tempfile, "tempdir", str(isolated / "tmp"))
+    original = tiny_stylegan2(seed=3)
+    source = save_rosinality(original, isolated / "tiny.pt")
+    loaded = zoo.load_model(checkpoint=source)
+    assert torch.equal(render(loaded.generator), render(original))
+    assert len(list((isolated / "tmp").rglob("checkpoint-tiny-*.safetensors"))) == 1
+    assert caplog.text.count("cannot be written") == 1
+
+
+def test_no_writable_cache_runs_from_memory(isolated, monkeypatch, caplog):
+    blocker = isolated / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setattr(weights, "_cache_folders", lambda kind: [blocker / kind])
+    original = tiny_stylegan2(seed=3)
+    loaded = zoo.load_model(checkpoint=save_rosinality(original, isolated / "tiny.pt"))
+    assert torch.equal(render(loaded.generator), render(original))
+    assert "from memory" in caplog.text
+
+
+def test_a_hub_id_loads_a_hub_file(hub_model):
+    original, _ = hub_model
+    loaded = zoo.load_model(f"hf://org/tiny-stylegan2/g.pt@{REVISION}")
+    assert loaded.name == f"hf://org/tiny-stylegan2/g.pt@{REVISION}"
+    assert f"org/tiny-stylegan2@{REVISION}" in loaded.source_description
+    assert torch.equal(render(loaded.generator), render(original))
+    with pytest.raises(zoo.ModelError, match="Hub id looks like"):
+        zoo.load_model("hf://org/only-a-repo")
+    with pytest.raises(weights.WeightsUnavailable):
+        zoo.load_model(f"hf://org/tiny-stylegan2/absent.pt@{REVISION}")
 
 
 def test_missing_weights_raise_the_resolver_message(isolated, monkeypatch):
@@ -150,7 +211,7 @@ def test_checkpoint_file_by_argument_path_or_env(isolated, monkeypatch, make):
 
     loaded = zoo.load_model(checkpoint=path)
     assert loaded.name == zoo.CUSTOM_CHECKPOINT and loaded.entry.arch == original.arch
-    assert str(path) in loaded.source_description
+    assert path.name in loaded.source_description
     assert torch.equal(render(loaded.generator), render(original))
     assert zoo.load_model(str(path)) is loaded  # a path as the name; same process-cache entry
     monkeypatch.setenv("STYLEGAN_CHECKPOINT", str(path))
@@ -184,3 +245,22 @@ def test_entry_with_files_of_another_architecture_is_refused(hub_model, monkeypa
         entry.verified, entry.converter))
     with pytest.raises(zoo.ModelError, match="hold a stylegan2 model, expected mobile_stylegan"):
         zoo.load_model("tiny-hub")
+
+
+def test_a_zoo_model_loads_from_local_weights_when_the_weights_folder_cannot_be_created(isolated, monkeypatch):
+    original = tiny_stylegan2(seed=3)
+    local = isolated / "local"
+    local.mkdir()
+    source = save_rosinality(original, local / "g.pt")
+    file = WeightFile("tiny/g.pt", sha256=hashlib.sha256(source.read_bytes()).hexdigest(), size=source.stat().st_size)
+    monkeypatch.setitem(weights.KNOWN_FILES, file.file_id, file)
+    monkeypatch.setitem(zoo.MODELS, "tiny-local", zoo.ModelEntry("tiny-local", "stylegan2", "", 32, "", (file.file_id,),
+                                                                 verified=False, converter="checkpoint"))
+    blocker = isolated / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(blocker / "weights"))
+    monkeypatch.setenv("STYLEGAN_LOCAL_WEIGHTS", str(local))
+    monkeypatch.setattr(tempfile, "tempdir", str(isolated / "tmp"))
+    loaded = zoo.load_model("tiny-local")
+    assert torch.equal(render(loaded.generator), render(original))
+    assert "STYLEGAN_LOCAL_WEIGHTS" in loaded.source_description

@@ -1,6 +1,6 @@
 """NVlabs stylegan3 pickles (configs T and R) -> `StyleGAN3`, from the restricted unpickler's records.
 
-The record of `G_ema` (a `PersistentRecord`, see checkpoints.py: the embedded source is never run)
+The record of `G_ema` (a `PersistentRecord`, see safe_pickle.py: the embedded source is never run)
 holds the constructor kwargs of NVlabs' Generator. Every setting the images depend on is read from
 them and anything not implemented here is refused by name; the layer schedule computed from them
 must then agree with what each layer record says about itself (sizes, sampling rates, cut-offs,
@@ -11,13 +11,17 @@ are then copied one to one: every tensor of the file used, every tensor of the m
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Optional
 
 import torch
 
-from .checkpoints import FORMAT_NVLABS_PICKLE, CheckpointError, LoadedCheckpoint, PersistentRecord, fill_from_source
-from .stylegan2 import IMAGE_CHANNELS
-from .stylegan3 import AliasFreeLayer, StyleGAN3
+from ..stylegan2 import IMAGE_CHANNELS
+from ..stylegan3 import AliasFreeLayer, StyleGAN3
+from .common import LoadedCheckpoint, build_for_file, fill_from_source
+from .nvlabs import FORMAT_NVLABS_PICKLE, register_nvlabs_converter
+from .safe_pickle import CheckpointError, PersistentRecord
+from .stylegan2_formats import tensor_bytes
 
 # NVlabs kwarg -> StyleGAN3 config key, for the settings passed through unchanged.
 SYNTHESIS_KWARGS = {name: name for name in (
@@ -31,12 +35,15 @@ MAPPING_TRAINING_ONLY = {"w_avg_beta", "num_ws", "z_dim", "c_dim", "w_dim"}
 SPEC_FIELDS = ("in_channels", "out_channels", "in_size", "out_size", "in_sampling_rate", "out_sampling_rate",
                "in_cutoff", "out_cutoff", "in_half_width", "out_half_width", "is_torgb", "is_critically_sampled")
 FILTER_TOLERANCE = 1e-6
+LAYER_NAME = re.compile(r"L\d+_\d+_\d+")
 
 
 def is_stylegan3_record(record: PersistentRecord) -> bool:
-    """An NVlabs StyleGAN3 generator: its synthesis network starts from a Fourier `input` layer."""
+    """An NVlabs StyleGAN3 generator: a Fourier `input` layer, then only layers named L{i}_{size}_{channels}."""
     synthesis = record.children.get("synthesis")
-    return isinstance(synthesis, PersistentRecord) and "input" in synthesis.children
+    if not isinstance(synthesis, PersistentRecord) or "input" not in synthesis.children:
+        return False
+    return all(LAYER_NAME.fullmatch(str(name)) for name in synthesis.children if name != "input")
 
 
 def stylegan3_from_nvlabs(record: PersistentRecord) -> LoadedCheckpoint:
@@ -44,15 +51,18 @@ def stylegan3_from_nvlabs(record: PersistentRecord) -> LoadedCheckpoint:
     synthesis, mapping = record.children.get("synthesis"), record.children.get("mapping")
     if not isinstance(synthesis, PersistentRecord) or not isinstance(mapping, PersistentRecord):
         raise CheckpointError("StyleGAN3 generator without mapping/synthesis sub-networks")
-    generator = StyleGAN3(**_config(record, mapping))
-    _check_layers(generator, synthesis)
     tensors = record.tensors()
+    generator = build_for_file("stylegan3", _config(record, mapping), tensor_bytes(tensors))
+    _check_layers(generator, synthesis)
     fill_from_source(generator, tensors, nvlabs_stylegan3_names(generator), {})
     notes = []
     if generator.config["num_fp16_res"] > 0:
         notes.append(f"NVlabs runs the layers of the {generator.config['num_fp16_res']} highest resolutions in fp16 "
                      "on GPUs; they run in fp32 here")
     return LoadedCheckpoint(generator, FORMAT_NVLABS_PICKLE, notes)
+
+
+register_nvlabs_converter("stylegan3", is_stylegan3_record, stylegan3_from_nvlabs)
 
 
 def _config(record: PersistentRecord, mapping: PersistentRecord) -> dict:
