@@ -17,7 +17,7 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from conftest import tiny_codes
+from conftest import Widen, tiny_codes
 from stylegan_core.loading.files import read_checkpoint
 from stylegan_core.loading.safe_pickle import CheckpointError
 from stylegan_core.stylegan3 import (
@@ -84,6 +84,21 @@ def test_noise_mode_is_accepted_and_changes_nothing():
     assert torch.equal(render(generator, ws), image)
     with pytest.raises(ValueError, match="noise_mode"):
         generator.noise_mode = "loud"
+
+
+def test_a_wider_canvas_extends_the_fourier_grid_to_the_right():
+    """Panoramas widen the input canvas: the image grows by the same width, and its left part is the
+    unwidened image except near the old right border (where the original saw its zero margin)."""
+    generator = tiny_stylegan3()
+    ws = tiny_codes(generator)
+    image = render(generator, ws)
+    rate = generator.input.spec.sampling_rate
+    with torch.no_grad():
+        wide = generator.synthesis(ws, Widen(rate))
+    assert wide.shape[-1] == 2 * generator.resolution
+    keep = generator.resolution * 5 // 8
+    torch.testing.assert_close(wide[..., :keep], image[..., :keep], atol=1e-4, rtol=0)
+    assert (wide[..., generator.resolution:] - image).abs().max() > 1e-2  # new content, not a copy
 
 
 # -- the user transform --------------------------------------------------------------------------
