@@ -33,6 +33,10 @@ def add_generate(subparsers) -> None:
     parser.add_argument("--psi", type=float, default=codes.DEFAULT_PSI,
                         help=f"truncation psi in [{codes.PSI_RANGE[0]:g}, {codes.PSI_RANGE[1]:g}] "
                              f"(1 = no truncation; default {codes.DEFAULT_PSI})")
+    parser.add_argument("--rotate", type=float, default=0.0, metavar="DEG",
+                        help="StyleGAN3 only: rotate the image by DEG degrees (NVlabs' gen_images.py convention)")
+    parser.add_argument("--translate", default="0,0", metavar="TX,TY",
+                        help="StyleGAN3 only: translate the image by TX,TY image widths (default 0,0)")
     add_model_arguments(parser)
     parser.add_argument("--out", required=True,
                         help="output PNG; with several seeds '{seed}' in the name is replaced by the seed, "
@@ -67,14 +71,28 @@ def output_path(pattern: str, seed: int, several: bool) -> Path:
     return path.with_name(f"{path.stem}-seed{seed}{path.suffix}") if several else path
 
 
+def parse_pair(text: str, option: str) -> tuple[float, float]:
+    try:
+        first, second = (float(part) for part in text.split(","))
+    except ValueError:
+        raise CommandError(f"{option} takes two numbers separated by a comma, e.g. 0.1,-0.2; got {text!r}") from None
+    return first, second
+
+
 def run_generate(args: argparse.Namespace) -> int:
     import torch
 
     from .images import tensor_to_pil
+    from .stylegan3 import TransformError, apply_user_transform
 
     seeds = codes.parse_seeds(args.seed if args.seeds is None else args.seeds)
     psi = codes.check_psi(args.psi)
+    translate = parse_pair(args.translate, "--translate")
     generator = load_model_from_args(args).generator
+    try:
+        apply_user_transform(generator, args.rotate, translate)
+    except TransformError as error:
+        raise CommandError(str(error)) from error
     for seed in seeds:
         with torch.no_grad():
             image = generator.synthesis(codes.random_codes(generator, [seed], psi))

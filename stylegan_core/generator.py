@@ -288,7 +288,7 @@ def tile_to(noise: torch.Tensor, height: int, width: int) -> torch.Tensor:
 # safetensors export (tensors + the config in the metadata) serves every architecture.
 ARCHITECTURES: dict[str, type] = {}
 # The modules whose import registers an architecture (a new architecture adds its module here).
-ARCHITECTURE_MODULES = ("mobile_stylegan", "stylegan2")
+ARCHITECTURE_MODULES = ("mobile_stylegan", "stylegan2", "stylegan3")
 
 
 def register_architecture(cls: type) -> type:

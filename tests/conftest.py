@@ -16,6 +16,7 @@ from stylegan_core import zoo
 from stylegan_core.generator import Generator, LayerEditor, SynthesisState
 from stylegan_core.mobile_stylegan import tiny_mobile_stylegan
 from stylegan_core.stylegan2 import tiny_stylegan2
+from stylegan_core.stylegan3 import tiny_stylegan3
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -31,6 +32,7 @@ SERVER_START_TIMEOUT_S = 600  # a fresh machine fetches and converts the weights
 TINY_MODELS: dict[str, Callable[[int], Generator]] = {
     "stylegan2": lambda seed: tiny_stylegan2(seed=seed),
     "mobile_stylegan": lambda seed: tiny_mobile_stylegan(seed=seed),
+    "stylegan3": lambda seed: tiny_stylegan3(seed=seed),
 }
 
 

@@ -26,7 +26,7 @@ class NVlabsConverter:
 
 _CONVERTERS: dict[str, NVlabsConverter] = {}
 # Modules (relative to stylegan_core) whose import registers a converter; a new one adds its module here.
-CONVERTER_MODULES = ("loading.stylegan2_formats",)
+CONVERTER_MODULES = ("loading.stylegan2_formats", "loading.stylegan3_nvlabs")
 
 
 def register_nvlabs_converter(name: str, matches: Callable[[PersistentRecord], bool],

@@ -1,4 +1,5 @@
 """Build manager of the CUDA extension (bias_act, upfirdn2d): once, in the background, never fatal.
+StyleGAN3's filtered_lrelu has no kernel here yet: the status line says it runs the reference.
 
 `start_cuda_ops_build()` (called by the app at startup) compiles `cuda/*.cu, *.cpp` with
 torch.utils.cpp_extension (ninja) in a daemon thread when a CUDA device is present. The build
@@ -42,7 +43,11 @@ def cuda_ops_status() -> str:
 
 def _status_line() -> str:  # call with _lock held
     status, reason = _state["status"], _state["reason"]
-    return f"CUDA ops: {status}" if status != "reference" else f"CUDA ops: reference ({reason})"
+    if status == "reference":
+        return f"CUDA ops: reference ({reason})"
+    from .filtered_lrelu import FILTERED_LRELU_CUDA_STATUS
+
+    return f"CUDA ops: {status}; filtered_lrelu: {FILTERED_LRELU_CUDA_STATUS}"
 
 
 def build_key() -> str:
