@@ -132,7 +132,9 @@ def add_invert(subparsers) -> None:
     parser.add_argument("--steps", type=int, default=defaults.steps, help=f"optimisation steps (default {defaults.steps})")
     parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                         help="stop after this many seconds (the learning-rate schedule follows the clock)")
-    parser.add_argument("--space", choices=["w+", "w"], default=defaults.space, help="latent space (default w+)")
+    parser.add_argument("--space", choices=["w+", "w", "s"], default=defaults.space,
+                        help="latent space (default w+; s: per-layer styles with a Gaussian prior, saved as their "
+                             "nearest W+ code in latent.npz and exactly in styles.pt)")
     parser.add_argument("--lr", type=float, default=defaults.learning_rate,
                         help=f"Adam learning rate of the shared w (default {defaults.learning_rate})")
     parser.add_argument("--row-lr", type=float, default=defaults.row_learning_rate,
@@ -195,7 +197,12 @@ def run_invert(args: argparse.Namespace) -> int:
     aligned.image.save(out / "aligned.png")
     result.image.save(out / "result.png")
     align.paste_back(photo, result.image, aligned).save(out / "pasted.png")
-    save_latent(out / "latent.npz", result.ws, loaded.name, options.space, name=Path(args.photo).stem)
+    save_latent(out / "latent.npz", result.ws, loaded.name, "w+" if options.space == "s" else options.space,
+                name=Path(args.photo).stem)
+    if result.styles is not None:
+        import torch
+
+        torch.save(result.styles, out / "styles.pt")
     report_data = {
         **metrics.compute_metrics(aligned.image, result.image),
         "model": loaded.name, "space": options.space, "steps_run": result.steps_run, "stopped": result.stopped,
@@ -230,8 +237,10 @@ SUBCOMMANDS = [add_generate, add_models, add_fetch, add_invert, add_inspect]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stylegan_core",
                                      description="StyleGAN studio: generate, inspect, invert and edit.")
+    from .cli_soat import SOAT_SUBCOMMANDS
+
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
-    for add in SUBCOMMANDS:
+    for add in SUBCOMMANDS + SOAT_SUBCOMMANDS:
         add(subparsers)
     return parser
 

@@ -164,3 +164,14 @@ def test_real_mouth_transfer_is_local_and_moves_the_mouth_towards_the_reference(
         shapes["target"] - shapes["reference"])  # measured 0.69
     opening = [shapes[name][0] for name in ("target", "result", "reference")]
     assert opening[1] > opening[0] + 0.25 * (opening[2] - opening[0])  # the mouth opens (measured 0.33)
+
+
+def test_cli_transfer_region_reports_a_target_without_a_face(tmp_path, capsys):
+    from stylegan_core import cli, export, zoo
+
+    zoo.clear_loaded_models()
+    path = export.save_generator(tiny_model("stylegan2", seed=2), tmp_path / "tiny.safetensors")
+    assert cli.main(["transfer-region", "1", "2", "--region", "mouth", "--checkpoint", str(path),
+                     "--out", str(tmp_path / "out.png")]) == 1
+    assert "no face" in capsys.readouterr().err
+    zoo.clear_loaded_models()

@@ -164,3 +164,26 @@ def test_real_uncrop_has_no_seam_and_one_face(real_generator):
     plain = render(real_generator, ws)
     wrapped = steps_along(F.pad(plain, (left, left, 0, 0), mode="circular"), -1)
     assert wrapped[boundaries].max() > wrapped.quantile(0.95)
+
+
+# -- command line ----------------------------------------------------------------------------------
+def test_cli_extend_and_variations(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from stylegan_core import cli, export, zoo
+    from stylegan_core.images import tensor_to_pil
+
+    zoo.clear_loaded_models()
+    generator = tiny_model("stylegan2", seed=2)
+    path = export.save_generator(generator, tmp_path / "tiny.safetensors")
+    out = tmp_path / "wide.png"
+    assert cli.main(["extend", "5", "--checkpoint", str(path), "--resolution", "8", "--left", "0.5",
+                     "--right", "0.5", "--out", str(out)]) == 0
+    with torch.no_grad():
+        ws = generator.mapping(generator.seed_to_z(5), psi=0.7)
+    expected = tensor_to_pil(spatial.extend_canvas(generator, ws, 8, "replicate", left=0.5, right=0.5))
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(expected))
+    assert cli.main(["extend", "5", "--checkpoint", str(path), "--variations", "3", "--out", str(tmp_path / "v.png")]) == 0
+    assert sorted(p.name for p in tmp_path.glob("v-*.png")) == ["v-0.png", "v-1.png", "v-2.png"]
+    assert cli.main(["extend", "5", "--checkpoint", str(path), "--resolution", "3", "--out", str(out)]) == 1
+    zoo.clear_loaded_models()

@@ -86,3 +86,29 @@ def test_incompatible_generators_and_bad_input_raise_clear_errors(pair, code):
     for call, words in cases:
         with pytest.raises(ValueError, match=words):
             call()
+
+
+def test_cli_translate_writes_the_blend(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from stylegan_core import cli, export, zoo
+    from stylegan_core.images import tensor_to_pil
+
+    zoo.clear_loaded_models()
+    a = tiny_model("stylegan2", seed=6)
+    b = fine_tuned(a)
+    path_a = export.save_generator(a, tmp_path / "a.safetensors")
+    path_b = export.save_generator(b, tmp_path / "b.safetensors")
+    out = tmp_path / "half.png"
+    assert cli.main(["translate", "3", "--checkpoint", str(path_a), "--to-checkpoint", str(path_b),
+                     "--alpha", "0.5", "--out", str(out)]) == 0
+    with torch.no_grad():
+        ws = a.mapping(a.seed_to_z(3), psi=0.7)
+    expected = tensor_to_pil(translation.translate(a, b, ws, 0.5))
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(expected))
+    other = export.save_generator(tiny_model("mobile_stylegan"), tmp_path / "other.safetensors")
+    assert cli.main(["translate", "3", "--checkpoint", str(path_a), "--to-checkpoint", str(other),
+                     "--out", str(out)]) == 1
+    assert "fine-tuned" in capsys.readouterr().err
+    zoo.clear_loaded_models()
