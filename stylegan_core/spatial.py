@@ -31,7 +31,7 @@ from .generator import Generator, LayerEditor, SynthesisLayer, SynthesisState
 PAD_MODES = ("reflect", "replicate", "circular")
 MAX_EXTENSION = 2.0  # per side, as a fraction of the image side (a 1024 px model: up to 5120 px wide)
 MAX_VARIATIONS = 16
-STRETCH_RANGE = (0.7, 1.4)  # random stretch factors of a layout variation
+STRETCH_RANGE = (1.2, 1.6)  # random stretch factors of a layout variation
 DEFAULT_RESOLUTION = 8  # early enough to change layout, late enough to keep the face's parts
 
 
@@ -229,10 +229,12 @@ def extension_box(generator: Generator, pad: Pad, resolution: int) -> tuple[int,
 
 # -- layout variations --------------------------------------------------------------------------
 def random_layout_edit(rng: np.random.RandomState, size: int) -> SpatialEdit:
-    """One random layout change of `size` x `size` features: a stretch of each axis by a factor in
-    STRETCH_RANGE, or a patch of 1/4 to 1/2 of each side copied to another place."""
+    """One random layout change of `size` x `size` features: a stretch of the width, the height
+    or both by a factor in STRETCH_RANGE (enlarging only: shrunken features lose their detail),
+    or a patch of 1/4 to 1/2 of each side copied to another place."""
     if rng.rand() < 0.5:
-        height, width = (max(1, round(size * rng.uniform(*STRETCH_RANGE))) for _ in range(2))
+        axes = [[True, False], [False, True], [True, True]][rng.randint(3)]
+        height, width = (round(size * rng.uniform(*STRETCH_RANGE)) if stretched else size for stretched in axes)
         return Stretch(height, width)
     height, width = (int(rng.randint(max(1, size // 4), max(1, size // 2) + 1)) for _ in range(2))
     top, to_top = (int(rng.randint(0, size - height + 1)) for _ in range(2))
