@@ -80,3 +80,21 @@ def test_bad_style_options_are_refused():
         ProjectorOptions(space="s", style_learning_rate=0)
     with pytest.raises(ValueError, match="style_prior_weight"):
         ProjectorOptions(space="s", style_prior_weight=-1)
+
+
+def test_cli_invert_in_s_space_writes_styles_and_their_nearest_code(random_vgg, tmp_path):
+    from stylegan_core import cli, export, zoo
+    from stylegan_core.latents import load_latent
+
+    zoo.clear_loaded_models()
+    generator = tiny_model("stylegan2", seed=0)
+    checkpoint = export.save_generator(generator, tmp_path / "tiny.safetensors")
+    with torch.no_grad():
+        tensor_to_pil(generator.synthesis(tiny_codes(generator, seed=7))).save(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    assert cli.main(["invert", str(tmp_path / "photo.png"), "--out", str(out), "--space", "s", "--steps", "3",
+                     "--loss-resolution", "32", "--no-align", "--checkpoint", str(checkpoint)]) == 0
+    styles = torch.load(out / "styles.pt", weights_only=True)
+    assert [tuple(s.shape) for s in styles] == [(1, layer.style_channels) for layer in generator.layers]
+    assert load_latent(out / "latent.npz").space == "w+"
+    zoo.clear_loaded_models()
