@@ -4,8 +4,8 @@ every layer's styles, for S-space inversion with the prior term lambda * sum((s 
 Styles are affine in w (s_l = A_l w + b_l), so their mean and variance follow exactly from the
 mean and covariance of w = mapping(z) over sampled z: mu_l = A_l mu_w + b_l and
 var_l = diag(A_l Cov_w A_l^T). Estimated once per model from seeded samples and cached in the
-weights folder (`style-priors/<model key>.pt`), the key a hash of the model's mapping output
-statistics' inputs (config, w_avg and affine parameters).
+weights folder (`style-priors/<model key>.pt`), the key a hash of the model's configuration and
+stored tensors (a fine-tune gets its own prior).
 """
 from __future__ import annotations
 
@@ -37,11 +37,11 @@ class StylePrior:
 
 
 def model_key(generator: Generator) -> str:
-    """A short hash identifying the model's style statistics (config, w_avg, every affine)."""
+    """A short hash of the model: its architecture, configuration and every stored tensor."""
     digest = hashlib.sha256(json.dumps([generator.arch, generator.config], sort_keys=True, default=str).encode())
     with torch.no_grad():
-        for tensor in [generator.w_avg] + [t for layer in generator.layers
-                                           for t in (layer.affine_matrix(), layer.affine_bias())]:
+        for name, tensor in sorted(generator.state_dict().items()):
+            digest.update(name.encode())
             digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:20]
 
