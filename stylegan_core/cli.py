@@ -167,7 +167,8 @@ def add_invert(subparsers) -> None:
     parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                         help="stop after this many seconds (the learning-rate schedule follows the clock)")
     parser.add_argument("--space", choices=codes.SPACES, default=defaults.space,
-                        help=f"latent space (default {defaults.space})")
+                        help=f"latent space (default {defaults.space}; s: per-layer styles with a Gaussian prior, "
+                             "saved as their nearest W+ code in latent.npz and exactly in styles.pt)")
     parser.add_argument("--lr", type=float, default=defaults.learning_rate,
                         help=f"Adam learning rate of the shared w (default {defaults.learning_rate})")
     parser.add_argument("--row-lr", type=float, default=defaults.row_learning_rate,
@@ -232,7 +233,12 @@ def run_invert(args: argparse.Namespace) -> int:
     result.image.save(out / "result.png")
     pasted = paste_back(photo, aligned, result.image)
     pasted.save(out / "pasted.png")
-    save_latent(out / "latent.npz", result.ws, loaded.name, options.space, name=Path(args.photo).stem)
+    save_latent(out / "latent.npz", result.ws, loaded.name, "w+" if options.space == "s" else options.space,
+                name=Path(args.photo).stem)
+    if result.styles is not None:
+        import torch
+
+        torch.save(result.styles, out / "styles.pt")
     report_data = {
         **metrics.photo_metrics(photo, aligned, result.image, pasted),
         "model": loaded.name, "space": options.space, "steps_run": result.steps_run, "stopped": result.stopped,
@@ -290,8 +296,10 @@ SUBCOMMANDS = [add_generate, add_models, add_fetch, add_invert, add_inspect, *_e
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stylegan_core",
                                      description="StyleGAN studio: generate, inspect, invert and edit.")
+    from .cli_soat import SOAT_SUBCOMMANDS
+
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
-    for add in SUBCOMMANDS:
+    for add in SUBCOMMANDS + SOAT_SUBCOMMANDS:
         add(subparsers)
     return parser
 

@@ -13,7 +13,7 @@ read these names):
 name                        value                what it bounds
 ==========================  ===================  ==================================================
 PSI_RANGE, DEFAULT_PSI      [-1, 2], 0.7         truncation psi (1 = none; 0.7 looks good)
-SPACES, DEFAULT_SPACE       ('w+', 'w'), 'w+'    latent spaces of inversion and latent files
+SPACES, DEFAULT_SPACE       ('w+', 'w', 's'), 'w+' latent spaces of inversion and latent files
 INVERT_STEPS, DEFAULT_...   [1, 5000], 80        inversion steps in the app and Studio (5000 = paper)
 MAX_SEED                    2^32 - 1             a seed (numpy's RandomState)
 MAX_SEEDS_PER_CALL          16                   seeds in one Generate call or one seed range
@@ -52,7 +52,7 @@ from .errors import UserError
 # -- limits and defaults (see the table above) -------------------------------------------------
 PSI_RANGE = (-1.0, 2.0)
 DEFAULT_PSI = 0.7
-SPACES = ("w+", "w")
+SPACES = ("w+", "w", "s")  # s: per-layer styles with a Gaussian prior (SOAT), stored as the nearest W+ code
 DEFAULT_SPACE = "w+"
 INVERT_STEPS = (1, 5000)
 DEFAULT_INVERT_STEPS = 80  # about 42 s on a 2-core CPU with ffhq-mobile (benchmarks/results/invert.md)

@@ -29,7 +29,6 @@ from .perceptual import Image2StyleGANLoss, LossWeights, load_vgg16
 
 SCHEDULES = ("constant", "cosine")
 
-# progress(step, total, preview image or None, loss)
 ProgressCallback = Callable[[int, int, Optional[Image.Image], float], None]
 
 
@@ -62,6 +61,10 @@ class ProjectorOptions:
     plateau_tolerance: float = 1e-3  # ... by more than this fraction
     time_budget_s: Optional[float] = None  # stop after this long; the schedule follows the elapsed time
     preview_every: int = 10  # steps between preview images passed to `progress` (0: none)
+    # S space only: Adam lr of the styles in units of each channel's std, and the prior's weight on
+    # the mean squared z-score of the styles (SOAT's sum over channels divided by their number).
+    style_learning_rate: float = 0.1
+    style_prior_weight: float = 0.05
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
@@ -100,6 +103,7 @@ class ProjectionResult:
     stopped: str = "done"  # "done", "plateau", "time budget" or "cancelled"
     elapsed_s: float = 0.0
     space: str = "w+"
+    styles: Optional[list] = None  # S space: the per-layer styles found ([1, C_l] each); ws is their nearest W+ code
 
 
 def schedule_at(options: ProjectorOptions, progress: float) -> float:
@@ -154,6 +158,48 @@ class _Code:
         ws = self.shared.expand(-1, self.num_ws, -1)
         return ws if self.offsets is None else ws + self.offsets
 
+    def render(self, generator: Generator, ws: torch.Tensor) -> torch.Tensor:
+        return generator.synthesis(ws)
+
+    def prior(self) -> Optional[torch.Tensor]:
+        return None
+
+    def result(self, generator: Generator, ws: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return ws, None
+
+
+class _StyleCode:
+    """S space (SOAT's improved inversion): every layer's style vector optimised directly, as
+    s = mu + std * u with u starting at 0 (mu: the styles of w_avg), and the Gaussian prior
+    weight * mean(u^2) = weight * mean((s - mu)^2 / var). `ws()` returns the flat styles."""
+
+    def __init__(self, generator: Generator, prior_weight: float) -> None:
+        from .style_prior import style_prior
+
+        prior = style_prior(generator)
+        self.mean, self.std = prior.flat_mean()[None], prior.flat_std()[None]
+        self.sizes = [m.shape[0] for m in prior.mean]
+        self.units = torch.zeros_like(self.mean).requires_grad_(True)
+        self.prior_weight = prior_weight
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.units]
+
+    def ws(self) -> torch.Tensor:
+        return self.mean + self.std * self.units
+
+    def render(self, generator: Generator, flat: torch.Tensor) -> torch.Tensor:
+        return generator.synthesis(styles=list(flat.split(self.sizes, dim=1)))
+
+    def prior(self) -> torch.Tensor:
+        return self.prior_weight * self.units.square().mean()
+
+    def result(self, generator: Generator, flat: torch.Tensor) -> tuple[torch.Tensor, list]:
+        from .style_prior import nearest_ws
+
+        styles = list(flat.split(self.sizes, dim=1))
+        return nearest_ws(generator, styles), styles
+
 
 def project(generator: Generator, target: Union[Image.Image, torch.Tensor],
             options: Optional[ProjectorOptions] = None, progress: Optional[ProgressCallback] = None,
@@ -173,8 +219,11 @@ def project(generator: Generator, target: Union[Image.Image, torch.Tensor],
     loss_fn = Image2StyleGANLoss(target_image, options.loss_weights, loss_resolution, options.bf16,
                                  vgg=load_vgg16(generator.device))
     w_phase_steps = round(options.steps * options.w_phase_fraction)
-    code = _Code(generator.mean_ws(1).to(generator.device), options.space)
-    rates = [options.learning_rate, options.row_learning_rate][:len(code.parameters())]
+    if options.space == "s":
+        code, rates = _StyleCode(generator, options.style_prior_weight), [options.style_learning_rate]
+    else:
+        code = _Code(generator.mean_ws(1).to(generator.device), options.space)
+        rates = [options.learning_rate, options.row_learning_rate][:len(code.parameters())]
     optimizer = torch.optim.Adam([{"params": [p]} for p in code.parameters()], betas=(0.9, 0.999), eps=1e-8)
     noise_generator = torch.Generator(device=generator.device).manual_seed(options.seed)
     best_loss, best_ws, best_image = math.inf, code.ws().detach().clone(), None
@@ -198,8 +247,11 @@ def project(generator: Generator, target: Union[Image.Image, torch.Tensor],
         noise_scale = options.initial_noise * max(0.0, 1.0 - fraction / 0.75) ** 2
         if noise_scale > 0:
             ws = ws + noise_scale * torch.randn(ws.shape, generator=noise_generator, device=ws.device)
-        image = generator.synthesis(ws)
+        image = code.render(generator, ws)
         loss, terms = loss_fn(image)
+        prior = code.prior()
+        if prior is not None:
+            loss, terms = loss + prior, {**terms, "style_prior": float(prior.detach())}
         gradients = torch.autograd.grad(loss, code.parameters())  # never touches the frozen weights
         value = float(loss.detach())
         if not math.isfinite(value):
@@ -224,8 +276,10 @@ def project(generator: Generator, target: Union[Image.Image, torch.Tensor],
             break
     if best_image is None:  # cancelled before the first step: the starting code
         with torch.no_grad():
-            best_image = generator.synthesis(best_ws)
+            best_image = code.render(generator, best_ws)
+    result_ws, styles = code.result(generator, best_ws)
     return ProjectionResult(
-        ws=best_ws.cpu(), image=tensor_to_pil(best_image), loss=best_loss, history=history,
+        ws=result_ws.cpu(), image=tensor_to_pil(best_image), loss=best_loss, history=history,
         steps_run=len(history), stopped=stopped, elapsed_s=time.perf_counter() - started, space=options.space,
+        styles=None if styles is None else [s.detach().cpu() for s in styles],
     )
