@@ -224,7 +224,9 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 # -- entry point -----------------------------------------------------------------------------------
-SUBCOMMANDS = [add_generate, add_models, add_fetch, add_invert, add_inspect]
+from .cli_sketch import add_sketch  # noqa: E402  (its own module: cli_sketch imports from here lazily)
+
+SUBCOMMANDS = [add_generate, add_models, add_fetch, add_invert, add_inspect, add_sketch]
 
 
 def build_parser() -> argparse.ArgumentParser:

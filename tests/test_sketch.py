@@ -245,3 +245,54 @@ def test_real_model_follows_a_drawn_face():
                                progress=lambda step, total, preview, loss: losses.append(loss))[0]
     assert candidate.image.size == (generator.resolution,) * 2
     assert candidate.loss < losses[0]
+
+
+# -- command line -------------------------------------------------------------------------------
+@pytest.fixture
+def tiny_checkpoint(tmp_path, monkeypatch):
+    from stylegan_core import export, zoo
+
+    monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.delenv("STYLEGAN_CHECKPOINT", raising=False)
+    zoo.clear_loaded_models()
+    generator = tiny_stylegan2(seed=2)
+    yield generator, export.save_generator(generator, tmp_path / "tiny.safetensors")
+    zoo.clear_loaded_models()
+
+
+def test_cli_writes_candidates_with_codes_and_sketches(tiny_checkpoint, tmp_path, capsys):
+    from stylegan_core import cli
+    from stylegan_core.latents import load_latent, save_latent
+
+    generator, checkpoint = tiny_checkpoint
+    face_drawing().save(tmp_path / "face.png")
+    out = tmp_path / "out"
+    arguments = ["sketch", str(tmp_path / "face.png"), "--out", str(out), "--steps", "3", "--checkpoint", str(checkpoint)]
+    assert cli.main(arguments + ["--candidates", "2"]) == 0
+    for number in (1, 2):
+        assert Image.open(out / f"candidate-{number}.png").size == (generator.resolution,) * 2
+        assert Image.open(out / f"candidate-{number}-sketch.png").mode == "L"
+        assert load_latent(out / f"candidate-{number}.npz").ws.shape == (1, generator.num_ws, generator.w_dim)
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2
+
+    latent = load_latent(out / "candidate-1.npz")
+    save_latent(tmp_path / "reference.npz", latent.ws, latent.model_name)
+    assert cli.main(arguments + ["--candidates", "1", "--reference", str(tmp_path / "reference.npz")]) == 0
+    assert "reference" in capsys.readouterr().out
+
+
+def test_cli_errors_are_messages(tiny_checkpoint, tmp_path, capsys):
+    from stylegan_core import cli
+    from stylegan_core.latents import save_latent
+
+    _, checkpoint = tiny_checkpoint
+    Image.new("RGB", (300, 300), "white").save(tmp_path / "empty.png")
+    face_drawing().save(tmp_path / "face.png")
+    save_latent(tmp_path / "other.npz", torch.zeros(1, 3, 5), "another-model")
+    base = ["--out", str(tmp_path / "out"), "--steps", "2", "--checkpoint", str(checkpoint)]
+    assert cli.main(["sketch", str(tmp_path / "empty.png")] + base) == 1
+    assert "empty" in capsys.readouterr().err
+    assert cli.main(["sketch", str(tmp_path / "face.png"), "--reference", str(tmp_path / "other.npz")] + base) == 1
+    assert "shape" in capsys.readouterr().err
+    assert cli.main(["sketch", str(tmp_path / "face.png"), "--candidates", "99"] + base) == 1
+    assert "candidates" in capsys.readouterr().err
