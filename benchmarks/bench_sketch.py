@@ -146,8 +146,9 @@ def main() -> None:
             print(line, flush=True)
             lines.append(line)
             sheet.append([original, drawing, case["result"], case["result_sketch"], mean_face])
-    contact_sheet(sheet, Path(args.out).with_suffix(".jpg"))
-    write_report(Path(args.out), machine_line, options, lines, results)
+            # after every case: on a busy machine a case takes minutes, and a partial report beats none
+            contact_sheet(sheet, Path(args.out).with_suffix(".jpg"))
+            write_report(Path(args.out), machine_line, options, lines, results)
 
 
 def write_report(path: Path, machine_line: str, options: SketchOptions, lines: list[str], results: list[dict]) -> None:
