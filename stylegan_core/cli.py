@@ -284,22 +284,24 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 # -- entry point -----------------------------------------------------------------------------------
-def _edit_subcommands() -> list:
-    from .cli_edit import add_directions, add_edit  # imports this module: load it late
+def _feature_subcommands() -> list:
+    """The subcommands that live in their own modules (they import helpers from here: load them late)."""
+    from .cli_edit import add_directions, add_edit
+    from .cli_sketch import add_sketch
+    from .cli_soat import SOAT_SUBCOMMANDS
+    from .cli_video import add_video
 
-    return [add_directions, add_edit]
+    return [add_directions, add_edit, add_sketch, add_video, *SOAT_SUBCOMMANDS]
 
 
-SUBCOMMANDS = [add_generate, add_models, add_fetch, add_invert, add_inspect, *_edit_subcommands()]
+SUBCOMMANDS = [add_generate, add_models, add_fetch, add_invert, add_inspect, *_feature_subcommands()]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stylegan_core",
                                      description="StyleGAN studio: generate, inspect, invert and edit.")
-    from .cli_soat import SOAT_SUBCOMMANDS
-
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
-    for add in SUBCOMMANDS + SOAT_SUBCOMMANDS:
+    for add in SUBCOMMANDS:
         add(subparsers)
     return parser
 
