@@ -135,12 +135,13 @@ def _progress(options: ProjectorOptions, step: int, elapsed_s: float) -> float:
 
 
 class _Code:
-    """ws = w (one row, shared) + offsets (one per row; W+ only), starting at w_avg + 0."""
+    """ws = w (one row, shared) + offsets (one per row; W+ only), starting at `start_ws` (w_avg by
+    default): its first row is the shared part and the rest the offsets."""
 
     def __init__(self, start_ws: torch.Tensor, space: str) -> None:
         self.num_ws = start_ws.shape[1]
         self.shared = start_ws[:, :1].detach().clone().requires_grad_(True)
-        self.offsets = torch.zeros_like(start_ws).requires_grad_(True) if space == "w+" else None
+        self.offsets = (start_ws - self.shared).detach().clone().requires_grad_(True) if space == "w+" else None
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.shared] if self.offsets is None else [self.shared, self.offsets]
@@ -152,8 +153,11 @@ class _Code:
 
 def project(generator: Generator, target: Union[Image.Image, torch.Tensor],
             options: Optional[ProjectorOptions] = None, progress: Optional[ProgressCallback] = None,
-            cancel: Optional[threading.Event] = None) -> ProjectionResult:
+            cancel: Optional[threading.Event] = None, start_ws: Optional[torch.Tensor] = None) -> ProjectionResult:
     """Optimise a code so that generator.synthesis(code) reproduces `target` (an aligned image).
+
+    The search starts at the mean code, or at `start_ws` [1, num_ws, w_dim] (a warm start: the
+    previous frame of a video, say).
 
     `progress(step, total, preview, loss)` is called after every step, with a preview image every
     `options.preview_every` steps and at the end (None otherwise). Setting `cancel` stops after the
@@ -168,7 +172,10 @@ def project(generator: Generator, target: Union[Image.Image, torch.Tensor],
     loss_fn = Image2StyleGANLoss(target_image, options.loss_weights, loss_resolution, options.bf16,
                                  vgg=load_vgg16(generator.device))
     w_phase_steps = round(options.steps * options.w_phase_fraction)
-    code = _Code(generator.mean_ws(1).to(generator.device), options.space)
+    if start_ws is not None:
+        generator.check_ws(start_ws)
+    start = generator.mean_ws(1) if start_ws is None else start_ws.detach().float()
+    code = _Code(start.to(generator.device), options.space)
     rates = [options.learning_rate, options.row_learning_rate][:len(code.parameters())]
     optimizer = torch.optim.Adam([{"params": [p]} for p in code.parameters()], betas=(0.9, 0.999), eps=1e-8)
     noise_generator = torch.Generator(device=generator.device).manual_seed(options.seed)
