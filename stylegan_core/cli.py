@@ -224,7 +224,9 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 # -- entry point -----------------------------------------------------------------------------------
-SUBCOMMANDS = [add_generate, add_models, add_fetch, add_invert, add_inspect]
+from .cli_video import add_video  # noqa: E402 - the subcommand modules import helpers from here
+
+SUBCOMMANDS = [add_generate, add_models, add_fetch, add_invert, add_inspect, add_video]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -303,3 +303,34 @@ def _tracking_notes(track: Track) -> list[str]:
 def default_paste(frame: Image.Image, face: align.AlignedFace, result: Image.Image) -> Image.Image:
     """The photo paste-back used for stills: inverse crop transform, feathered face mask."""
     return align.paste_back(frame, result, face)
+
+
+# -- the edit applied to every frame ---------------------------------------------------------------
+def build_edit(generator: Generator, model_name: str, settings: Optional[dict] = None,
+               style_ws: Optional[torch.Tensor] = None, style_path: Optional[str] = None,
+               style_split: int = 64) -> Optional[EditFn]:
+    """One function ws -> ws for the clip: attribute sliders (name -> value), then the fine rows of a
+    style code (a tensor, or a latent file) above `style_split` px. None when nothing is asked."""
+    from .edits import crossover_codes
+
+    steps: list[EditFn] = []
+    if settings:
+        from .directions import apply_directions
+
+        steps.append(lambda ws: apply_directions(generator, model_name, ws, settings))
+    if style_path is not None:
+        from .latents import load_latent
+
+        latent = load_latent(style_path)
+        latent.check_fits(model_name, generator.num_ws, generator.w_dim)
+        style_ws = latent.ws
+    if style_ws is not None:
+        steps.append(lambda ws: crossover_codes(generator, ws, style_ws, style_split))
+    if not steps:
+        return None
+
+    def edit(ws: torch.Tensor) -> torch.Tensor:
+        for step in steps:
+            ws = step(ws)
+        return ws
+    return edit
