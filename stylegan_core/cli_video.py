@@ -43,11 +43,12 @@ def run_video(args: argparse.Namespace) -> int:
         raise CommandError(f"--max-frames must be between 1 and {video.MAX_FRAMES}")
     if args.face_index < 1:
         raise CommandError("--face-index counts from 1 (the largest face)")
+    settings = _parse_settings(args.set)
     clip = video_io.read_clip(args.clip, args.max_frames)
     for note in clip.notes:
         print(f"note: {note}", file=sys.stderr)
     loaded = load_model_from_args(args)
-    edit = video.build_edit(loaded.generator, loaded.name, settings=_parse_settings(args.set),
+    edit = video.build_edit(loaded.generator, loaded.name, settings=settings,
                             style_path=args.style, style_split=args.style_split)
 
     def report(stage: str, done: int, total: int, _preview) -> None:

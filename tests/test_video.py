@@ -202,3 +202,42 @@ def test_no_face_in_any_frame_is_a_clear_error(tmp_path):
     clip = video_io.read_clip(path, 10)
     with pytest.raises(video.VideoEditError, match="No frame"):
         video.track_face(clip.frames)
+
+
+# -- the command line ------------------------------------------------------------------------------
+@pytest.fixture
+def tiny_checkpoint(tmp_path, monkeypatch):
+    from stylegan_core import export, zoo
+
+    monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.delenv("STYLEGAN_CHECKPOINT", raising=False)
+    zoo.clear_loaded_models()
+    yield export.save_generator(tiny_mobile_stylegan(0), tmp_path / "tiny.safetensors")
+    zoo.clear_loaded_models()
+
+
+@pytest.mark.real
+def test_cli_writes_the_video_with_rate_and_audio(random_vgg, tiny_checkpoint, face_clip, tmp_path, capsys):
+    from stylegan_core import cli
+    import json
+
+    out = tmp_path / "edited.mp4"
+    code = cli.main(["video", str(face_clip), "--out", str(out), "--max-frames", "4",
+                     "--checkpoint", str(tiny_checkpoint)])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["frames"] == 4 and report["fps"] == 12.0
+    assert video_io.probe(out) == {"frames": 4, "fps": 12.0, "width": 320, "height": 320, "audio": True}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "smile"], "NAME=VALUE"),
+    (["--max-frames", "0"], "--max-frames"),
+    (["--face-index", "0"], "counts from 1"),
+])
+def test_cli_refuses_bad_settings(tmp_path, capsys, args, message):
+    from stylegan_core import cli
+
+    clip = video_io.write_clip(coloured_frames(2), tmp_path / "c.mp4", 10)
+    assert cli.main(["video", str(clip), "--out", str(tmp_path / "o.mp4"), *args]) == 1
+    assert message in capsys.readouterr().err
