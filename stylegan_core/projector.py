@@ -144,12 +144,13 @@ def _progress(options: ProjectorOptions, step: int, elapsed_s: float) -> float:
 
 
 class _Code:
-    """ws = w (one row, shared) + offsets (one per row; W+ only), starting at w_avg + 0."""
+    """ws = w (one row, shared) + offsets (one per row; W+ only), starting at `start_ws` (w_avg by
+    default): its first row is the shared part and the rest the offsets."""
 
     def __init__(self, start_ws: torch.Tensor, space: str) -> None:
         self.num_ws = start_ws.shape[1]
         self.shared = start_ws[:, :1].detach().clone().requires_grad_(True)
-        self.offsets = torch.zeros_like(start_ws).requires_grad_(True) if space == "w+" else None
+        self.offsets = (start_ws - self.shared).detach().clone().requires_grad_(True) if space == "w+" else None
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.shared] if self.offsets is None else [self.shared, self.offsets]
@@ -173,13 +174,18 @@ class _StyleCode:
     s = mu + std * u with u starting at 0 (mu: the styles of w_avg), and the Gaussian prior
     weight * mean(u^2) = weight * mean((s - mu)^2 / var). `ws()` returns the flat styles."""
 
-    def __init__(self, generator: Generator, prior_weight: float) -> None:
+    def __init__(self, generator: Generator, prior_weight: float, start_ws: Optional[torch.Tensor] = None) -> None:
         from .style_prior import style_prior
 
         prior = style_prior(generator)
         self.mean, self.std = prior.flat_mean()[None], prior.flat_std()[None]
         self.sizes = [m.shape[0] for m in prior.mean]
-        self.units = torch.zeros_like(self.mean).requires_grad_(True)
+        if start_ws is None:
+            self.units = torch.zeros_like(self.mean).requires_grad_(True)
+        else:  # a warm start: the styles of the given code, in units of each channel's spread
+            with torch.no_grad():
+                start = torch.cat(generator.styles(start_ws.to(self.mean)), dim=1)
+            self.units = ((start - self.mean) / self.std).requires_grad_(True)
         self.prior_weight = prior_weight
 
     def parameters(self) -> list[torch.Tensor]:
@@ -203,8 +209,11 @@ class _StyleCode:
 
 def project(generator: Generator, target: Union[Image.Image, torch.Tensor],
             options: Optional[ProjectorOptions] = None, progress: Optional[ProgressCallback] = None,
-            cancel: Optional[threading.Event] = None) -> ProjectionResult:
+            cancel: Optional[threading.Event] = None, start_ws: Optional[torch.Tensor] = None) -> ProjectionResult:
     """Optimise a code so that generator.synthesis(code) reproduces `target` (an aligned image).
+
+    The search starts at the mean code, or at `start_ws` [1, num_ws, w_dim] (a warm start: the
+    previous frame of a video, say).
 
     `progress(step, total, preview, loss)` is called after every step, with a preview image every
     `options.preview_every` steps and at the end (None otherwise). Setting `cancel` stops after the
@@ -219,10 +228,13 @@ def project(generator: Generator, target: Union[Image.Image, torch.Tensor],
     loss_fn = Image2StyleGANLoss(target_image, options.loss_weights, loss_resolution, options.bf16,
                                  vgg=load_vgg16(generator.device))
     w_phase_steps = round(options.steps * options.w_phase_fraction)
+    if start_ws is not None:
+        generator.check_ws(start_ws)
     if options.space == "s":
-        code, rates = _StyleCode(generator, options.style_prior_weight), [options.style_learning_rate]
+        code, rates = _StyleCode(generator, options.style_prior_weight, start_ws), [options.style_learning_rate]
     else:
-        code = _Code(generator.mean_ws(1).to(generator.device), options.space)
+        start = generator.mean_ws(1) if start_ws is None else start_ws.detach().float()
+        code = _Code(start.to(generator.device), options.space)
         rates = [options.learning_rate, options.row_learning_rate][:len(code.parameters())]
     optimizer = torch.optim.Adam([{"params": [p]} for p in code.parameters()], betas=(0.9, 0.999), eps=1e-8)
     noise_generator = torch.Generator(device=generator.device).manual_seed(options.seed)
