@@ -76,17 +76,13 @@ def parse_settings(settings: list[str]) -> dict[str, float]:
 def starting_code(args: argparse.Namespace, loaded):
     import torch
 
+    from . import codes
     from .latents import load_latent
-    from .studio import StudioError, check_psi
 
     generator = loaded.generator
     if args.latent is None:
-        try:
-            psi = check_psi(args.psi)
-        except StudioError as error:
-            raise CommandError(str(error)) from error
         with torch.no_grad():
-            return generator.mapping(generator.seed_to_z(args.seed).to(generator.device), psi=psi)
+            return codes.random_codes(generator, [args.seed], codes.check_psi(args.psi))
     latent = load_latent(args.latent)
     if latent.model_name != loaded.name:
         raise CommandError(f"{args.latent} is a code of model {latent.model_name!r}, not {loaded.name!r}; "

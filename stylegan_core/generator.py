@@ -141,6 +141,10 @@ class Generator(nn.Module):
     w_avg: torch.Tensor
     config: dict
     arch: str = "generator"
+    # Whether a layer's output pixels sit where the image's pixels are (features cropped, padded or
+    # masked by position map to the image). StyleGAN3's features carry margins and are resampled
+    # between layers, so spatial edits of them are refused.
+    features_match_image: bool = True
 
     # -- mapping ---------------------------------------------------------------------------
     def mapping_network(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover

@@ -83,6 +83,8 @@ class ProjectorOptions:
             raise InputError(f"loss_resolution must be >= 32 (VGG pools 3 times), got {self.loss_resolution}")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise InputError(f"time_budget_s must be > 0, got {self.time_budget_s}")
+        if self.style_learning_rate <= 0 or self.style_prior_weight < 0:
+            raise InputError("style_learning_rate must be > 0 and style_prior_weight >= 0")
 
     @classmethod
     def image2stylegan(cls, steps: int = 5000) -> "ProjectorOptions":

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
-from .edits import check_code, check_number
+from .codes import check_code, check_number, layer_resolutions, layers_between
 from .errors import UserError
-from .feature_blend import feature_blend, layers_between
+from .feature_blend import feature_blend
 from .generator import Generator
 from .images import tensor_to_pil
 
@@ -143,12 +143,15 @@ def transfer_region(generator: Generator, target_ws: torch.Tensor, reference_ws:
     reference's shape, and changes reach farther from the region (one cell of a 16 px layer is
     1/16 of the image).
     """
+    if not generator.features_match_image:
+        raise RegionError(f"region transfer blends features by position; this {generator.arch} model's "
+                          "features do not line up with the image (use Blend with a constant alpha)")
     target_ws = check_code(generator, target_ws, "target code")
     reference_ws = check_code(generator, reference_ws, "reference code")
     layers = layers_between(generator, min_resolution)
     if not layers:
         raise RegionError(f"no layers at {min_resolution} px or above; this model's layers are "
-                          f"{generator.layer_resolutions()} px")
+                          f"{layer_resolutions(generator)} px")
     if landmarks is None:
         with torch.no_grad():
             landmarks = image_landmarks(tensor_to_pil(generator.synthesis(target_ws)))

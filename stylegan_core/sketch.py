@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .edits import check_code, check_whole_number, random_codes
+from .codes import check_code, check_whole_number, random_codes, rows_within
 from .errors import UserError
 from .generator import Generator
 from .images import ImageSource, load_image, tensor_to_pil
@@ -280,7 +280,7 @@ class Candidate:
 def row_mask(generator: Generator, resolution: int) -> torch.Tensor:
     """[1, num_ws, 1] bool: the rows whose layers work at `resolution` px or below."""
     mask = torch.zeros(generator.num_ws, dtype=torch.bool)
-    mask[generator.rows_up_to_resolution(resolution)] = True
+    mask[rows_within(generator, 0, resolution)] = True
     return mask.view(1, -1, 1).to(generator.device)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .edits import check_code, check_number, check_whole_number
+from .codes import check_code, check_number, check_whole_number, layer_resolutions
 from .errors import UserError
 from .generator import Generator, LayerEditor, SynthesisLayer, SynthesisState
 
@@ -153,12 +153,15 @@ SpatialEdit = Union[Pad, Stretch, DuplicatePatch]
 # -- where the edit happens --------------------------------------------------------------------
 def edit_resolutions(generator: Generator) -> list[int]:
     """The feature resolutions a spatial edit can act on: every layer resolution below the image's."""
-    return [r for r in generator.layer_resolutions() if r < generator.resolution]
+    return [r for r in layer_resolutions(generator) if r < generator.resolution]
 
 
 def edit_point(generator: Generator, resolution: int) -> int:
     """Index of the last layer whose output is `resolution` px: after it, the features and the
     RGB skip image have the same size, and every later layer works at a higher resolution."""
+    if not generator.features_match_image:
+        raise SpatialEditError(f"spatial edits need features that line up with the image; this {generator.arch} "
+                               "model's do not (use the Panorama tab, which widens its Fourier grid)")
     allowed = edit_resolutions(generator)
     if resolution not in allowed:
         raise SpatialEditError(f"spatial edits act on features of {allowed} px for this model, got {resolution}")

@@ -293,6 +293,7 @@ class StyleGAN3(Generator):
     """StyleGAN3-T (conv_kernel 3) or -R (conv_kernel 1, use_radial_filters, 2x channels)."""
 
     arch = "stylegan3"
+    features_match_image = False
 
     def __init__(self, resolution: int = 1024, z_dim: int = 512, w_dim: int = 512, channel_base: int = 32768,
                  channel_max: int = 512, mapping_layers: int = 2, mapping_lr_multiplier: float = 0.01,

@@ -13,7 +13,7 @@ from typing import Iterable, Optional
 
 import torch
 
-from .edits import check_code, check_whole_number
+from .codes import check_code, check_whole_number
 from .errors import UserError
 from .feature_blend import FeatureBlendEditor, MaskLike
 from .generator import Generator, SynthesisLayer, SynthesisState

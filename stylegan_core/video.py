@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 from . import align, video_io
+from .paste_back import paste_back
 from .errors import UserError
 from .generator import Generator
 from .images import tensor_to_pil
@@ -302,7 +303,7 @@ def _tracking_notes(track: Track) -> list[str]:
 
 def default_paste(frame: Image.Image, face: align.AlignedFace, result: Image.Image) -> Image.Image:
     """The photo paste-back used for stills: inverse crop transform, feathered face mask."""
-    return align.paste_back(frame, result, face)
+    return paste_back(frame, face, result)
 
 
 # -- the edit applied to every frame ---------------------------------------------------------------
@@ -315,9 +316,15 @@ def build_edit(generator: Generator, model_name: str, settings: Optional[dict] =
 
     steps: list[EditFn] = []
     if settings:
-        from .directions import apply_directions
+        from .directions import apply_directions, check_values, load_directions
 
-        steps.append(lambda ws: apply_directions(generator, model_name, ws, settings))
+        directions = load_directions(model_name, generator)
+        check_values(directions, settings)
+        in_s = [name for name in settings if directions.directions[name].in_style_space]
+        if in_s:
+            raise VideoEditError(f"{', '.join(in_s)}: style-channel sliders are not available for video yet; "
+                                 "use the W version of the attribute (the name without '_s').")
+        steps.append(lambda ws: apply_directions(directions, ws, settings))
     if style_path is not None:
         from .latents import load_latent
 

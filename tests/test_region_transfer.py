@@ -28,7 +28,7 @@ def face_landmarks(size: float) -> np.ndarray:
     return np.concatenate(parts) * size
 
 
-@pytest.fixture(scope="module", params=sorted(TINY_MODELS))
+@pytest.fixture(scope="module", params=sorted(a for a in TINY_MODELS if a != "stylegan3"))
 def generator(request):
     return tiny_model(request.param, seed=4)
 
