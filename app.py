@@ -18,7 +18,8 @@ os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
 
 import gradio as gr  # noqa: E402
 
-from stylegan_core import codes, zoo  # noqa: E402
+from stylegan_core import codes  # noqa: E402
+from stylegan_core.loading import zoo  # noqa: E402
 from stylegan_core.library import CodeLibrary  # noqa: E402
 from stylegan_core.runtime import heap_reuse  # noqa: E402
 from stylegan_core.studio import Studio  # noqa: E402

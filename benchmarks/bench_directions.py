@@ -16,11 +16,12 @@ import numpy as np
 import torch
 from common import ROOT, machine
 
-from stylegan_core import directions as D
-from stylegan_core import judges, metrics
+from stylegan_core.editing import directions as D
+from stylegan_core import judges
+from stylegan_core.inversion import metrics
 from stylegan_core.images import tensor_to_pil
 from stylegan_core.runtime import heap_reuse
-from stylegan_core.zoo import load_model
+from stylegan_core.loading.zoo import load_model
 
 VALUES = (-3.0, -1.0, 1.0, 3.0)
 TARGETS = {"age": "age", "gender": "gender", "smile": "expr_happy", "yaw": "yaw"}

@@ -12,8 +12,10 @@ import argparse
 import torch
 
 from common import ROOT, count_flops, interleaved_times, machine
-from stylegan_core import edits, feature_blend as fb, metrics, zoo
-from stylegan_core.generator import SynthesisState
+from stylegan_core.editing import edits, feature_blend as fb
+from stylegan_core.inversion import metrics
+from stylegan_core.loading import zoo
+from stylegan_core.models.generator import SynthesisState
 from stylegan_core.images import tensor_to_pil
 from stylegan_core.runtime import heap_reuse
 

@@ -33,10 +33,11 @@ import torch
 from PIL import Image
 
 from common import ROOT, machine
-from stylegan_core import align, metrics, perceptual, zoo
+from stylegan_core.inversion import align, metrics, perceptual
+from stylegan_core.loading import zoo
 from stylegan_core.images import load_image, tensor_to_pil
-from stylegan_core.paste_back import paste_back
-from stylegan_core.projector import ProjectorOptions, project
+from stylegan_core.inversion.paste_back import paste_back
+from stylegan_core.inversion.projector import ProjectorOptions, project
 from stylegan_core.runtime import heap_reuse
 
 MODEL = "ffhq-mobile"

@@ -26,7 +26,8 @@ from PIL import Image
 
 from common import ROOT as REPO, machine
 
-from stylegan_core import edits, feature_blend, images, latents  # noqa: E402
+from stylegan_core.editing import edits, feature_blend  # noqa: E402
+from stylegan_core import images, latents  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "limits.md"
 TARGET_MB = 2048
@@ -209,7 +210,7 @@ def budgets() -> list[tuple[str, float]]:
 
     sys.path.insert(0, str(REPO / "tests"))
     from peak_memory import peak_tensor_bytes
-    from stylegan_core import zoo
+    from stylegan_core.loading import zoo
 
     generator = zoo.load_model(zoo.DEFAULT_MODEL, device="cpu").generator
     ws = edits.random_codes(generator, [1], 0.7)

@@ -18,13 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from common import count_flops, interleaved_times, machine
-from stylegan_core.generator import tile_to
-from stylegan_core.mobile_stylegan import (
+from stylegan_core.models.generator import tile_to
+from stylegan_core.models.mobile_stylegan import (
     ConstConv, HaarUpsample, MobileStyleGAN, SeparableConv, ToImage, haar_to_subpixels,
 )
 from stylegan_core.loading.mobile_stylegan_ir import mobile_stylegan_from_ir
 from stylegan_core.runtime import heap_reuse
-from stylegan_core.weights import fetch
+from stylegan_core.loading.weights import fetch
 
 RESULTS = Path(__file__).resolve().parent / "results" / "mobile.md"
 

@@ -31,10 +31,11 @@ from scipy import ndimage
 from skimage import color, feature, morphology
 
 from common import ROOT, machine
-from stylegan_core import align, zoo
+from stylegan_core.inversion import align
+from stylegan_core.loading import zoo
 from stylegan_core.images import tensor_to_pil
 from stylegan_core.runtime import heap_reuse
-from stylegan_core.sketch import SketchOptions, load_sketch, sketch_to_face
+from stylegan_core.editing.sketch import SketchOptions, load_sketch, sketch_to_face
 
 MODEL = "ffhq-mobile"
 SEEDS = (2001, 2002, 2003, 2004)

@@ -27,9 +27,11 @@ import torch
 import torch.nn.functional as F
 
 from common import ROOT, machine
-from stylegan_core import align, edits, metrics, region_transfer as rt, spatial, zoo
+from stylegan_core.inversion import align, metrics
+from stylegan_core.editing import edits, region_transfer as rt, spatial
+from stylegan_core.loading import zoo
 from stylegan_core.images import load_image, tensor_to_pil
-from stylegan_core.projector import ProjectorOptions, project
+from stylegan_core.inversion.projector import ProjectorOptions, project
 
 SEEDS = [11, 22, 33, 44]
 PAIRS = [(11, 22), (33, 44), (55, 66)]

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from common import count_flops, interleaved_times, machine
-from stylegan_core.generator import tile_to
+from stylegan_core.models.generator import tile_to
 from stylegan_core.ops.upfirdn2d import setup_filter, upfirdn2d_reference
 from stylegan_core.runtime import heap_reuse
-from stylegan_core.stylegan2 import StyleGAN2, StyledConv, ToRGB
+from stylegan_core.models.stylegan2 import StyleGAN2, StyledConv, ToRGB
 
 RESULTS = Path(__file__).resolve().parent / "results" / "stylegan2.md"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from common import count_flops, interleaved_times, machine
-from stylegan_core.stylegan3 import CONFIG_R, StyleGAN3
+from stylegan_core.models.stylegan3 import CONFIG_R, StyleGAN3
 
 RESULTS = Path(__file__).resolve().parent / "results" / "stylegan3.md"
 

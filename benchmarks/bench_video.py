@@ -20,7 +20,9 @@ from PIL import Image
 
 from common import ROOT, machine
 
-from stylegan_core import metrics, video, video_io, zoo
+from stylegan_core.inversion import metrics
+from stylegan_core.editing import video, video_io
+from stylegan_core.loading import zoo
 from stylegan_core.runtime import heap_reuse
 
 PHOTOS = {"astronaut": ROOT / "examples" / "astronaut.jpg", "grace_hopper": ROOT / "benchmarks" / "data" / "grace_hopper.jpg"}

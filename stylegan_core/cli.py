@@ -46,7 +46,7 @@ def add_generate(subparsers) -> None:
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """--model / --checkpoint / --device, shared by every subcommand that needs a generator."""
-    from . import zoo
+    from .loading import zoo
 
     parser.add_argument("--model", default=None,
                         help=f"zoo model ({', '.join(zoo.model_names())}); default {zoo.DEFAULT_MODEL}, "
@@ -57,7 +57,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_model_from_args(args: argparse.Namespace):
-    from . import zoo
+    from .loading import zoo
 
     loaded = zoo.load_model(args.model, device=args.device, checkpoint=args.checkpoint)
     print(f"model {loaded.name}: {loaded.entry.description} [{loaded.source_description}]", file=sys.stderr)
@@ -83,7 +83,7 @@ def run_generate(args: argparse.Namespace) -> int:
     import torch
 
     from .images import tensor_to_pil
-    from .stylegan3 import TransformError, apply_user_transform
+    from .models.stylegan3 import TransformError, apply_user_transform
 
     seeds = codes.parse_seeds(args.seed if args.seeds is None else args.seeds)
     psi = codes.check_psi(args.psi)
@@ -118,7 +118,7 @@ def add_models(subparsers) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from . import zoo
+    from .loading import zoo
 
     for name in zoo.model_names():
         entry = zoo.MODELS[name]
@@ -136,7 +136,7 @@ def add_fetch(subparsers) -> None:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from . import weights, zoo
+    from .loading import weights, zoo
 
     file_ids: list[str] = []
     for name in args.names or [zoo.DEFAULT_MODEL]:
@@ -152,7 +152,7 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 # -- invert ----------------------------------------------------------------------------------------
 def add_invert(subparsers) -> None:
-    from .projector import ProjectorOptions
+    from .inversion.projector import ProjectorOptions
 
     defaults = ProjectorOptions()
     parser = subparsers.add_parser(
@@ -188,7 +188,7 @@ def add_invert(subparsers) -> None:
 
 
 def invert_options(args: argparse.Namespace):
-    from .projector import ProjectorOptions
+    from .inversion.projector import ProjectorOptions
 
     if args.paper:
         return ProjectorOptions.image2stylegan(steps=args.steps)
@@ -202,11 +202,11 @@ def invert_options(args: argparse.Namespace):
 def run_invert(args: argparse.Namespace) -> int:
     import json
 
-    from . import align, metrics
+    from .inversion import align, metrics
     from .images import load_image
-    from .paste_back import paste_back
+    from .inversion.paste_back import paste_back
     from .latents import save_latent
-    from .projector import project
+    from .inversion.projector import project
 
     options = invert_options(args)
     photo = load_image(args.photo)

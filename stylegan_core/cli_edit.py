@@ -23,7 +23,7 @@ def add_directions(subparsers) -> None:
 
 
 def run_directions(args: argparse.Namespace) -> int:
-    from . import directions as D
+    from .editing import directions as D
 
     loaded = load_model_from_args(args)
     if args.compute:
@@ -92,7 +92,7 @@ def starting_code(args: argparse.Namespace, loaded):
 
 
 def run_edit(args: argparse.Namespace) -> int:
-    from . import directions as D
+    from .editing import directions as D
     from .images import tensor_to_pil
     from .latents import save_latent
 

@@ -16,7 +16,7 @@ import torch
 
 def add_sketch(subparsers) -> None:
     from .cli import add_model_arguments
-    from .sketch import MAX_CANDIDATES, MAX_STEPS, SketchOptions
+    from .editing.sketch import MAX_CANDIDATES, MAX_STEPS, SketchOptions
 
     defaults = SketchOptions()
     parser = subparsers.add_parser(
@@ -38,11 +38,11 @@ def add_sketch(subparsers) -> None:
 
 def reference_code(path: str, loaded) -> torch.Tensor:
     """A latent file's code (checked against the model), or the inversion of a photo's aligned face."""
-    from . import align
+    from .inversion import align
     from .cli import CommandError
     from .images import load_image
     from .latents import load_latent
-    from .projector import project
+    from .inversion.projector import project
 
     generator = loaded.generator
     if Path(path).suffix.lower() == ".npz":
@@ -60,7 +60,7 @@ def reference_code(path: str, loaded) -> torch.Tensor:
 def run_sketch(args: argparse.Namespace) -> int:
     from .cli import load_model_from_args
     from .latents import save_latent
-    from .sketch import SketchOptions, load_sketch, sketch_to_face
+    from .editing.sketch import SketchOptions, load_sketch, sketch_to_face
 
     options = SketchOptions(steps=args.steps, seed=args.seed, preview_every=0)
     sketch = load_sketch(args.sketch)

@@ -49,7 +49,7 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 # -- extend ------------------------------------------------------------------------------------------
 def add_extend(subparsers) -> None:
-    from .spatial import DEFAULT_RESOLUTION, PAD_MODES
+    from .editing.spatial import DEFAULT_RESOLUTION, PAD_MODES
 
     parser = subparsers.add_parser(
         "extend", help="extend the canvas ('uncrop') or make layout variations (SOAT spatial operations)",
@@ -69,7 +69,7 @@ def add_extend(subparsers) -> None:
 
 
 def run_extend(args: argparse.Namespace) -> int:
-    from . import spatial
+    from .editing import spatial
 
     loaded = load_model_from_args(args)
     ws = load_code(loaded, args.code, args.psi)
@@ -86,7 +86,7 @@ def run_extend(args: argparse.Namespace) -> int:
 
 # -- transfer-region -----------------------------------------------------------------------------------
 def add_transfer_region(subparsers) -> None:
-    from .region_transfer import DEFAULT_MIN_RESOLUTION, REGIONS
+    from .editing.region_transfer import DEFAULT_MIN_RESOLUTION, REGIONS
 
     parser = subparsers.add_parser(
         "transfer-region", help="give the target face a region of the reference face (SOAT attribute transfer)",
@@ -106,7 +106,7 @@ def run_transfer_region(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from .region_transfer import transfer_region
+    from .editing.region_transfer import transfer_region
 
     loaded = load_model_from_args(args)
     target, reference = (load_code(loaded, value, args.psi) for value in (args.target, args.reference))
@@ -132,8 +132,8 @@ def add_translate(subparsers) -> None:
 
 
 def run_translate(args: argparse.Namespace) -> int:
-    from . import zoo
-    from .translation import translate
+    from .loading import zoo
+    from .editing.translation import translate
 
     loaded = load_model_from_args(args)
     target = zoo.load_model(device=args.device, checkpoint=args.to_checkpoint)

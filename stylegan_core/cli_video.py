@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def add_video(subparsers) -> None:
-    from . import video
+    from .editing import video
 
     parser = subparsers.add_parser(
         "video", help="edit the face in a short clip",
@@ -36,7 +36,7 @@ def add_video(subparsers) -> None:
 
 
 def run_video(args: argparse.Namespace) -> int:
-    from . import video, video_io
+    from .editing import video, video_io
     from .cli import CommandError, load_model_from_args
 
     if not 1 <= args.max_frames <= video.MAX_FRAMES:

@@ -23,7 +23,7 @@ from .errors import UserError
 from .latents import (MAX_CODES_PER_FILE, MAX_NAME_CHARS, Latent, LatentError, check_code_header,
                       check_text_header, code_tensor, inspect_npz, load_latent)
 from .images import ImageError
-from .paste_back import PhotoLink
+from .inversion.paste_back import PhotoLink
 
 THUMBNAIL_SIZE = 128
 LIBRARY_FORMAT = "stylegan_core.library.v1"

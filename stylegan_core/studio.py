@@ -24,7 +24,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import align, codes, edits, feature_blend, metrics, zoo
+from .inversion import align, metrics
+from . import codes
+from .editing import edits, feature_blend
+from .loading import zoo
 from .errors import UserError
 from .images import load_image, tensor_to_pil
 from .latents import Latent, latent_to_bytes
@@ -331,7 +334,7 @@ class Studio:
             except UserError as error:
                 log.warning("the default model is not available: %s", error)
             try:  # the inversion's helpers, so the first Invert does not wait for them
-                from .perceptual import load_vgg16
+                from .inversion.perceptual import load_vgg16
 
                 load_vgg16(self.device)
                 align.shape_predictor()
@@ -370,7 +373,7 @@ class Studio:
         The projection runs in a worker thread; closing this generator (the user pressed Stop,
         or the browser went away) sets the cancel event so the worker stops at its next step.
         """
-        from . import projector
+        from .inversion import projector
 
         steps = whole(steps, "the number of steps", *codes.INVERT_STEPS)
         space = codes.check_space(space)
@@ -539,7 +542,7 @@ class Studio:
 
 def _project_in_worker(generator, aligned: Picture, options, cancel: Optional[threading.Event]):
     """Run the projector in a thread, yielding its progress as InvertUpdates; returns its result."""
-    from . import projector
+    from .inversion import projector
 
     cancel = cancel or threading.Event()
     updates: "queue.Queue" = queue.Queue()

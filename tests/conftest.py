@@ -12,11 +12,11 @@ from typing import Callable
 import pytest
 import torch
 
-from stylegan_core import zoo
-from stylegan_core.generator import Generator, LayerEditor, SynthesisState
-from stylegan_core.mobile_stylegan import tiny_mobile_stylegan
-from stylegan_core.stylegan2 import tiny_stylegan2
-from stylegan_core.stylegan3 import tiny_stylegan3
+from stylegan_core.loading import zoo
+from stylegan_core.models.generator import Generator, LayerEditor, SynthesisState
+from stylegan_core.models.mobile_stylegan import tiny_mobile_stylegan
+from stylegan_core.models.stylegan2 import tiny_stylegan2
+from stylegan_core.models.stylegan3 import tiny_stylegan3
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

@@ -1,6 +1,6 @@
 """FFHQ alignment with dlib on real photos, no-face and several-face images, faces near the border.
 
-Tests that need the dlib landmark model (a real weight file found through stylegan_core.weights)
+Tests that need the dlib landmark model (a real weight file found through stylegan_core.loading.weights)
 are marked `real`. Photos: public-domain portraits, scikit-image's astronaut (Eileen Collins, NASA)
 and Grace Hopper (US Navy; benchmarks/data, taken from matplotlib's sample data).
 """
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from stylegan_core import align
-from stylegan_core.align import AlignError, NoFaceError
+from stylegan_core.inversion import align
+from stylegan_core.inversion.align import AlignError, NoFaceError
 from stylegan_core.images import ImageError, load_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,7 +194,7 @@ def test_a_square_leaving_the_photo_keeps_the_photo_sharp(case, astronaut, hoppe
 @pytest.mark.real
 @pytest.mark.parametrize("case", EDGE_CASES)
 def test_a_face_near_the_edge_aligns_sharp_and_keeps_its_identity(case, astronaut, hopper):
-    from stylegan_core import metrics
+    from stylegan_core.inversion import metrics
 
     photo, _, box = edge_photo(case, astronaut, hopper)
     cropped = photo.crop(box)
@@ -237,9 +237,10 @@ def test_each_face_of_a_group_photo_gives_its_own_crop_and_inversion():
     """Two generated people side by side: picking face i aligns and inverts that person."""
     import torch
 
-    from stylegan_core import metrics, zoo
+    from stylegan_core.inversion import metrics
+    from stylegan_core.loading import zoo
     from stylegan_core.images import tensor_to_pil
-    from stylegan_core.projector import ProjectorOptions, project
+    from stylegan_core.inversion.projector import ProjectorOptions, project
 
     generator = zoo.load_model("ffhq-mobile").generator
     people = []

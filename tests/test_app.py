@@ -16,10 +16,12 @@ from PIL import Image
 
 import app
 from conftest import free_port
-from stylegan_core import align, codes, perceptual, projector, zoo
-from stylegan_core.export import save_generator
+from stylegan_core.inversion import align, perceptual, projector
+from stylegan_core import codes
+from stylegan_core.loading import zoo
+from stylegan_core.loading.export import save_generator
 from stylegan_core.latents import load_latent
-from stylegan_core.stylegan2 import tiny_stylegan2
+from stylegan_core.models.stylegan2 import tiny_stylegan2
 from stylegan_core.studio import Studio
 from ui.common import HEAVY, public_message
 

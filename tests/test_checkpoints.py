@@ -29,12 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from stylegan_core.cli import main as cli_main
-from stylegan_core.export import save_generator
+from stylegan_core.loading.export import save_generator
 from stylegan_core.loading.files import describe_checkpoint, detect_format, read_checkpoint
 from stylegan_core.loading.safe_pickle import (TORCH_LEGACY_MAGIC, CheckpointError, UnsafeCheckpointError,
                                                read_pickle_file, unpickle)
 from stylegan_core.loading.stylegan2_formats import infer_channel_formula
-from stylegan_core.stylegan2 import StyleGAN2
+from stylegan_core.models.stylegan2 import StyleGAN2
 
 
 def load_checkpoint(path):

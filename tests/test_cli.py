@@ -9,9 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegan_core import cli, export, weights, zoo
+from stylegan_core import cli
+from stylegan_core.loading import export, weights, zoo
 from stylegan_core.images import tensor_to_pil
-from stylegan_core.stylegan2 import tiny_stylegan2
+from stylegan_core.models.stylegan2 import tiny_stylegan2
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from stylegan_core import directions as D
+from stylegan_core.editing import directions as D
 from stylegan_core.errors import UserError
-from stylegan_core.mobile_stylegan import tiny_mobile_stylegan
-from stylegan_core.stylegan2 import tiny_stylegan2
+from stylegan_core.models.mobile_stylegan import tiny_mobile_stylegan
+from stylegan_core.models.stylegan2 import tiny_stylegan2
 
 
 @pytest.fixture(scope="module", params=["mobile", "stylegan2"])
@@ -137,7 +137,7 @@ def test_missing_named_direction_while_computing_says_so(monkeypatch, instant):
 # -- CLI -------------------------------------------------------------------------------------------
 @pytest.fixture
 def checkpoint(tmp_path, monkeypatch):
-    from stylegan_core import export, zoo
+    from stylegan_core.loading import export, zoo
 
     monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path / "weights"))
     monkeypatch.delenv("STYLEGAN_CHECKPOINT", raising=False)
@@ -261,7 +261,7 @@ def test_default_model_ships_the_named_directions():
 def test_default_age_and_smile_directions_move_the_judges_on_a_held_out_seed():
     from stylegan_core import judges
     from stylegan_core.images import tensor_to_pil
-    from stylegan_core.zoo import load_model
+    from stylegan_core.loading.zoo import load_model
 
     generator = load_model("ffhq-mobile").generator
     found = D.load_directions("ffhq-mobile")

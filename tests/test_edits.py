@@ -4,9 +4,9 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegan_core import edits
-from stylegan_core.mobile_stylegan import MobileStyleGAN, tiny_mobile_stylegan
-from stylegan_core.stylegan2 import StyleGAN2, tiny_stylegan2
+from stylegan_core.editing import edits
+from stylegan_core.models.mobile_stylegan import MobileStyleGAN, tiny_mobile_stylegan
+from stylegan_core.models.stylegan2 import StyleGAN2, tiny_stylegan2
 
 
 @pytest.fixture(scope="module", params=["mobile_stylegan", "stylegan2"])

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from conftest import TINY_MODELS, tiny_model
-from stylegan_core import edits, feature_blend as fb
-from stylegan_core.stylegan2 import StyleGAN2, tiny_stylegan2
+from stylegan_core.editing import edits, feature_blend as fb
+from stylegan_core.models.stylegan2 import StyleGAN2, tiny_stylegan2
 
 
 @pytest.fixture(scope="module", params=sorted(TINY_MODELS))
@@ -211,7 +211,7 @@ def test_bad_panorama_input_raises_clear_errors(generator, codes):
 # -- real weights -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def real_generator():
-    from stylegan_core import zoo
+    from stylegan_core.loading import zoo
 
     return zoo.load_model("ffhq-mobile").generator
 

@@ -135,7 +135,7 @@ def test_matrix_product_path_matches_the_reference(up, down, padding, up_taps, d
 
 def test_matrix_product_path_with_stylegan3_sized_filters():
     """The shapes of a StyleGAN3 layer: up 2 (12 taps), down 2 (a radially symmetric 12x12 filter)."""
-    from stylegan_core.stylegan3 import jinc_lowpass, kaiser_lowpass
+    from stylegan_core.models.stylegan3 import jinc_lowpass, kaiser_lowpass
 
     x = torch.randn(1, 4, 20, 20, generator=torch.Generator().manual_seed(16))
     fu, fd = kaiser_lowpass(12, 4.0, 4.0, 32), jinc_lowpass(12, 5.0, 6.0, 32)

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from conftest import TINY_MODELS, Widen, tiny_codes, tiny_model
-from stylegan_core import feature_blend as fb
-from stylegan_core.export import read_generator_file, save_generator
-from stylegan_core.generator import LayerEditor, SynthesisState, architectures, build_generator
+from stylegan_core.editing import feature_blend as fb
+from stylegan_core.loading.export import read_generator_file, save_generator
+from stylegan_core.models.generator import LayerEditor, SynthesisState, architectures, build_generator
 
 
 def render(generator, ws=None, editor=None, **kwargs):

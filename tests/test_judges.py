@@ -82,7 +82,7 @@ def astronaut():
 @pytest.fixture(scope="module")
 def model_faces():
     from stylegan_core.images import tensor_to_pil
-    from stylegan_core.zoo import load_model
+    from stylegan_core.loading.zoo import load_model
 
     generator = load_model("ffhq-mobile").generator
     with torch.no_grad():

@@ -14,13 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegan_core import codes as code_limits, edits, feature_blend, images, latents, library
+from stylegan_core import codes as code_limits, images, latents, library
+from stylegan_core.editing import edits, feature_blend
 from stylegan_core.errors import UserError
 from stylegan_core.images import ImageError, check_mask_image, load_image
 from stylegan_core.latents import LatentError, load_latent, save_latent
 from stylegan_core.library import CodeLibrary, LibraryError
-from stylegan_core.mobile_stylegan import tiny_mobile_stylegan
-from stylegan_core.stylegan2 import tiny_stylegan2
+from stylegan_core.models.mobile_stylegan import tiny_mobile_stylegan
+from stylegan_core.models.stylegan2 import tiny_stylegan2
 
 from peak_memory import peak_tensor_bytes, peak_traced_bytes
 from ui.tabs.blend import painted_mask
@@ -369,7 +370,7 @@ def astronaut():
 
 @pytest.mark.real
 def test_a_face_cut_off_by_the_border_is_refused_or_noted(astronaut):
-    from stylegan_core import align
+    from stylegan_core.inversion import align
 
     box = align.detect_faces(astronaut)[0]
     half = astronaut.crop((int(box.left + 0.4 * box.width), 0, astronaut.width, astronaut.height))
@@ -383,7 +384,7 @@ def test_a_face_cut_off_by_the_border_is_refused_or_noted(astronaut):
 
 @pytest.mark.real
 def test_a_face_below_the_minimum_size_gets_a_message_not_a_crop(astronaut):
-    from stylegan_core import align
+    from stylegan_core.inversion import align
 
     small = astronaut.resize((80, 80), Image.Resampling.LANCZOS)  # found, but its crop is ~27 px
     with pytest.raises(align.AlignError, match="only 27 px across; at least 32 px"):

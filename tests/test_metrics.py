@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from stylegan_core import align, metrics
+from stylegan_core.inversion import align, metrics
 from stylegan_core.images import load_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +74,7 @@ def test_photo_metrics_judge_the_chosen_face_of_the_photo():
 
     import skimage.data
 
-    from stylegan_core.paste_back import paste_back
+    from stylegan_core.inversion.paste_back import paste_back
 
     astronaut = Image.fromarray(skimage.data.astronaut())
     hopper = load_image(ROOT / "benchmarks" / "data" / "grace_hopper.jpg")

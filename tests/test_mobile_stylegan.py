@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from conftest import tiny_codes
-from stylegan_core.generator import SynthesisState
-from stylegan_core.mobile_stylegan import HaarUpsample, MobileStyleGAN, inverse_haar, tiny_mobile_stylegan
+from stylegan_core.models.generator import SynthesisState
+from stylegan_core.models.mobile_stylegan import HaarUpsample, MobileStyleGAN, inverse_haar, tiny_mobile_stylegan
 from stylegan_core.loading.mobile_stylegan_ir import mobile_stylegan_from_ir
-from stylegan_core.openvino_ir import OpenVINOIRError, read_ir
+from stylegan_core.loading.openvino_ir import OpenVINOIRError, read_ir
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_ir_reader_reports_missing_and_truncated_files(tmp_path):
 
 # -- the real FFHQ 1024 model ----------------------------------------------------------------------
 def ir_files():
-    from stylegan_core.weights import fetch
+    from stylegan_core.loading.weights import fetch
 
     names = ["MappingNetwork.xml", "MappingNetwork.bin", "SynthesisNetwork.xml", "SynthesisNetwork.bin"]
     return [fetch(f"mobilestylegan-ffhq/{name}") for name in names]

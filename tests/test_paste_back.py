@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
-from stylegan_core import align, paste_back
-from stylegan_core.align import AlignError
+from stylegan_core.inversion import align, paste_back
+from stylegan_core.inversion.align import AlignError
 from stylegan_core.library import CodeLibrary
-from stylegan_core.paste_back import PhotoLink
+from stylegan_core.inversion.paste_back import PhotoLink
 
 
 

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from stylegan_core import perceptual
-from stylegan_core.perceptual import FEATURE_LAYERS, Image2StyleGANLoss, LossWeights, VGG16Features
+from stylegan_core.inversion import perceptual
+from stylegan_core.inversion.perceptual import FEATURE_LAYERS, Image2StyleGANLoss, LossWeights, VGG16Features
 
 
 def random_vgg(seed=0):
@@ -29,7 +29,7 @@ def onnx_features(onnx_path, caffe_nhwc):
 
 @pytest.mark.real
 def test_converted_vgg_matches_onnxruntime(tmp_path, monkeypatch):
-    from stylegan_core.weights import fetch
+    from stylegan_core.loading.weights import fetch
 
     monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path))  # a fresh conversion, not the cache
     onnx_path = fetch(perceptual.VGG_FILE_ID)

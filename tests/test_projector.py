@@ -6,11 +6,12 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegan_core import cli, metrics, perceptual, projector
+from stylegan_core import cli
+from stylegan_core.inversion import metrics, perceptual, projector
 from stylegan_core.images import pil_to_tensor, tensor_to_pil
-from stylegan_core.mobile_stylegan import tiny_mobile_stylegan
-from stylegan_core.projector import ProjectorOptions, project
-from stylegan_core.stylegan2 import tiny_stylegan2
+from stylegan_core.models.mobile_stylegan import tiny_mobile_stylegan
+from stylegan_core.inversion.projector import ProjectorOptions, project
+from stylegan_core.models.stylegan2 import tiny_stylegan2
 
 TINY_GENERATORS = {"mobile_stylegan": lambda: tiny_mobile_stylegan(0), "stylegan2": lambda: tiny_stylegan2(0, 32)}
 
@@ -157,7 +158,8 @@ def test_bad_target_tensor_is_refused(random_vgg):
 def test_short_real_run_beats_the_average_face():
     import skimage.data
 
-    from stylegan_core import align, zoo
+    from stylegan_core.inversion import align
+    from stylegan_core.loading import zoo
 
     generator = zoo.load_model("ffhq-mobile").generator
     target = align.align_face(Image.fromarray(skimage.data.astronaut()), generator.resolution).image
@@ -173,7 +175,7 @@ def test_short_real_run_beats_the_average_face():
 
 @pytest.fixture
 def tiny_checkpoint(tmp_path, monkeypatch):
-    from stylegan_core import export, zoo
+    from stylegan_core.loading import export, zoo
 
     monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path / "weights"))
     monkeypatch.delenv("STYLEGAN_CHECKPOINT", raising=False)

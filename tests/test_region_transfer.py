@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import TINY_MODELS, tiny_codes, tiny_model
-from stylegan_core import feature_blend as fb, region_transfer as rt
+from stylegan_core.editing import feature_blend as fb, region_transfer as rt
 
 
 def face_landmarks(size: float) -> np.ndarray:
@@ -146,7 +146,8 @@ def mouth_shape(landmarks: np.ndarray) -> np.ndarray:
 
 @pytest.mark.real
 def test_real_mouth_transfer_is_local_and_moves_the_mouth_towards_the_reference():
-    from stylegan_core import edits, zoo
+    from stylegan_core.editing import edits
+    from stylegan_core.loading import zoo
     from stylegan_core.images import tensor_to_pil
 
     generator = zoo.load_model("ffhq-mobile").generator
@@ -167,7 +168,8 @@ def test_real_mouth_transfer_is_local_and_moves_the_mouth_towards_the_reference(
 
 
 def test_cli_transfer_region_reports_a_target_without_a_face(tmp_path, capsys):
-    from stylegan_core import cli, export, zoo
+    from stylegan_core import cli
+    from stylegan_core.loading import export, zoo
 
     zoo.clear_loaded_models()
     path = export.save_generator(tiny_model("stylegan2", seed=2), tmp_path / "tiny.safetensors")

@@ -5,11 +5,11 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from stylegan_core import sketch
-from stylegan_core.mobile_stylegan import tiny_mobile_stylegan
-from stylegan_core.sketch import (Sketch, SketchError, SketchLoss, SketchOptions, line_strength, load_sketch,
+from stylegan_core.editing import sketch
+from stylegan_core.models.mobile_stylegan import tiny_mobile_stylegan
+from stylegan_core.editing.sketch import (Sketch, SketchError, SketchLoss, SketchOptions, line_strength, load_sketch,
                                   row_mask, sketch_of, sketch_to_face)
-from stylegan_core.stylegan2 import tiny_stylegan2
+from stylegan_core.models.stylegan2 import tiny_stylegan2
 
 TINY_GENERATORS = {"mobile_stylegan": lambda: tiny_mobile_stylegan(0), "stylegan2": lambda: tiny_stylegan2(0, 32)}
 
@@ -236,7 +236,7 @@ def test_bad_arguments_are_refused():
 
 @pytest.mark.real
 def test_real_model_follows_a_drawn_face():
-    from stylegan_core import zoo
+    from stylegan_core.loading import zoo
 
     generator = zoo.load_model().generator
     drawn = load_sketch(face_drawing())
@@ -250,7 +250,7 @@ def test_real_model_follows_a_drawn_face():
 # -- command line -------------------------------------------------------------------------------
 @pytest.fixture
 def tiny_checkpoint(tmp_path, monkeypatch):
-    from stylegan_core import export, zoo
+    from stylegan_core.loading import export, zoo
 
     monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path / "weights"))
     monkeypatch.delenv("STYLEGAN_CHECKPOINT", raising=False)

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import TINY_MODELS, tiny_codes, tiny_model
-from stylegan_core import spatial
+from stylegan_core.editing import spatial
 
 
 @pytest.fixture(scope="module", params=sorted(a for a in TINY_MODELS if a != "stylegan3"))
@@ -130,7 +130,7 @@ def test_bad_spatial_input_raises_clear_errors(generator, code):
 # -- real weights ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def real_generator():
-    from stylegan_core import zoo
+    from stylegan_core.loading import zoo
 
     return zoo.load_model("ffhq-mobile").generator
 
@@ -151,7 +151,7 @@ def test_real_uncrop_has_no_seam_and_one_face(real_generator):
     across each boundary between original and new canvas is no larger than typical steps, and
     dlib finds exactly one face. Control: the same padding of the image's pixels by circular
     wrap-around leaves a step at the boundary."""
-    from stylegan_core import edits
+    from stylegan_core.editing import edits
 
     ws = edits.random_codes(real_generator, [11], psi=0.7)
     pad = spatial.extension_pad(real_generator, 8, "replicate", left=0.5, right=0.5)
@@ -170,7 +170,8 @@ def test_real_uncrop_has_no_seam_and_one_face(real_generator):
 def test_cli_extend_and_variations(tmp_path, monkeypatch):
     from PIL import Image
 
-    from stylegan_core import cli, export, zoo
+    from stylegan_core import cli
+    from stylegan_core.loading import export, zoo
     from stylegan_core.images import tensor_to_pil
 
     zoo.clear_loaded_models()
@@ -190,7 +191,7 @@ def test_cli_extend_and_variations(tmp_path, monkeypatch):
 
 
 def test_models_whose_features_do_not_line_up_with_the_image_are_refused():
-    from stylegan_core import region_transfer
+    from stylegan_core.editing import region_transfer
 
     generator = tiny_model("stylegan3")
     ws = tiny_codes(generator, 1)

@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegan_core import zoo
-from stylegan_core.export import save_generator
+from stylegan_core.loading import zoo
+from stylegan_core.loading.export import save_generator
 from stylegan_core.library import CodeLibrary
-from stylegan_core.mobile_stylegan import tiny_mobile_stylegan
-from stylegan_core.stylegan2 import tiny_stylegan2
+from stylegan_core.models.mobile_stylegan import tiny_mobile_stylegan
+from stylegan_core.models.stylegan2 import tiny_stylegan2
 from stylegan_core.codes import parse_seeds
 from stylegan_core.errors import UserError
 from stylegan_core.studio import BlendMask, Studio, StudioError

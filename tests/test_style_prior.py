@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from conftest import TINY_MODELS, tiny_codes, tiny_model
-from stylegan_core import perceptual, projector, style_prior
+from stylegan_core.inversion import perceptual, projector, style_prior
 from stylegan_core.images import tensor_to_pil
-from stylegan_core.projector import ProjectorOptions, project
-from stylegan_core.weights import weights_dir
+from stylegan_core.inversion.projector import ProjectorOptions, project
+from stylegan_core.loading.weights import weights_dir
 
 
 @pytest.fixture(scope="module", params=sorted(TINY_MODELS))
@@ -83,7 +83,8 @@ def test_bad_style_options_are_refused():
 
 
 def test_cli_invert_in_s_space_writes_styles_and_their_nearest_code(random_vgg, tmp_path):
-    from stylegan_core import cli, export, zoo
+    from stylegan_core import cli
+    from stylegan_core.loading import export, zoo
     from stylegan_core.latents import load_latent
 
     zoo.clear_loaded_models()

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from conftest import Widen, tiny_codes
-from stylegan_core.generator import SynthesisState, build_generator
-from stylegan_core.stylegan2 import (
+from stylegan_core.models.generator import SynthesisState, build_generator
+from stylegan_core.models.stylegan2 import (
     EqualizedLinear,
     StyleGAN2,
     StyledConv,

@@ -20,7 +20,7 @@ import torch
 from conftest import Widen, tiny_codes
 from stylegan_core.loading.files import read_checkpoint
 from stylegan_core.loading.safe_pickle import CheckpointError
-from stylegan_core.stylegan3 import (
+from stylegan_core.models.stylegan3 import (
     StyleGAN3,
     TransformError,
     jinc_lowpass,
@@ -278,8 +278,8 @@ def test_generate_rotates_and_translates_stylegan3_models(tmp_path):
     from PIL import Image
 
     from stylegan_core import cli
-    from stylegan_core.export import save_generator
-    from stylegan_core.stylegan2 import tiny_stylegan2
+    from stylegan_core.loading.export import save_generator
+    from stylegan_core.models.stylegan2 import tiny_stylegan2
 
     checkpoint = save_generator(tiny_stylegan3(), tmp_path / "sg3.safetensors")
     common = ["generate", "--seed", "3", "--checkpoint", str(checkpoint)]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import TINY_MODELS, tiny_codes, tiny_model
-from stylegan_core import feature_blend as fb, translation
+from stylegan_core.editing import feature_blend as fb, translation
 
 
 def fine_tuned(generator, seed: int = 1, strength: float = 0.3):
@@ -92,7 +92,8 @@ def test_cli_translate_writes_the_blend(tmp_path, capsys):
     import numpy as np
     from PIL import Image
 
-    from stylegan_core import cli, export, zoo
+    from stylegan_core import cli
+    from stylegan_core.loading import export, zoo
     from stylegan_core.images import tensor_to_pil
 
     zoo.clear_loaded_models()

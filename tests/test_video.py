@@ -11,8 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegan_core import perceptual, projector, video, video_io
-from stylegan_core.mobile_stylegan import tiny_mobile_stylegan
+from stylegan_core.inversion import perceptual, projector
+from stylegan_core.editing import video, video_io
+from stylegan_core.models.mobile_stylegan import tiny_mobile_stylegan
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,7 +93,7 @@ def test_a_crash_while_writing_leaves_a_playable_file(tmp_path):
     target = tmp_path / "crash.mp4"
     script = (
         "import os, numpy as np\nfrom fractions import Fraction\nfrom PIL import Image\n"
-        "from stylegan_core import video_io\n"
+        "from stylegan_core.editing import video_io\n"
         f"w = video_io.FrameWriter({str(target)!r}, Fraction(10), (64, 48))\n"
         "for i in range(40):\n"
         "    w.write(Image.fromarray(np.full((48, 64, 3), i * 6, np.uint8)))\n"
@@ -207,7 +208,7 @@ def test_no_face_in_any_frame_is_a_clear_error(tmp_path):
 # -- the command line ------------------------------------------------------------------------------
 @pytest.fixture
 def tiny_checkpoint(tmp_path, monkeypatch):
-    from stylegan_core import export, zoo
+    from stylegan_core.loading import export, zoo
 
     monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path / "weights"))
     monkeypatch.delenv("STYLEGAN_CHECKPOINT", raising=False)

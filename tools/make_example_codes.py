@@ -19,12 +19,13 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stylegan_core import align, metrics, zoo  # noqa: E402
+from stylegan_core.inversion import align, metrics  # noqa: E402
+from stylegan_core.loading import zoo  # noqa: E402
 from stylegan_core.examples import CODES_DIR, EXAMPLE_PHOTOS, EXAMPLES_DIR  # noqa: E402
 from stylegan_core.images import load_image  # noqa: E402
 from stylegan_core.library import CodeLibrary  # noqa: E402
-from stylegan_core.paste_back import PhotoLink  # noqa: E402
-from stylegan_core.projector import ProjectorOptions, project  # noqa: E402
+from stylegan_core.inversion.paste_back import PhotoLink  # noqa: E402
+from stylegan_core.inversion.projector import ProjectorOptions, project  # noqa: E402
 from stylegan_core.runtime import heap_reuse  # noqa: E402
 
 

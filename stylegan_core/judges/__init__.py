@@ -20,9 +20,9 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from .. import align
-from ..align import NoFaceError
-from . import age_gender, expression as _expression, geometry
+from ..inversion import align
+from ..inversion.align import NoFaceError
+from ..judges import age_gender, expression as _expression, geometry
 from .expression import EXPRESSIONS
 
 JUDGE_NAMES = ("age", "gender", *(f"expr_{e}" for e in EXPRESSIONS), "yaw", "pitch", "roll",

@@ -13,8 +13,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from .. import align
-from ..weights import fetch
+from ..inversion import align
+from ..loading.weights import fetch
 
 CHIP_PADDING = 0.2  # dlib's default padding, which the networks were trained with
 AGE_CHIP_SIZE = 64

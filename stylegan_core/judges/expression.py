@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .. import align
-from ..weights import fetch
+from ..inversion import align
+from ..loading.weights import fetch
 
 EXPRESSIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 INPUT_SIZE = 64

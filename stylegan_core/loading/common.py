@@ -8,7 +8,7 @@ from typing import Callable, Optional
 
 import torch
 
-from ..generator import Generator, build_generator
+from ..models.generator import Generator, build_generator
 from .safe_pickle import CheckpointError
 
 

@@ -72,7 +72,7 @@ def read_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
     path = Path(path)
     kind = detect_format(path)
     if kind == "safetensors":
-        from ..export import ExportError, read_generator_file
+        from .export import ExportError, read_generator_file
 
         try:
             return LoadedCheckpoint(read_generator_file(path), FORMAT_SAFETENSORS)

@@ -14,9 +14,9 @@ import re
 import numpy as np
 import torch
 
-from ..generator import estimate_w_avg
-from ..mobile_stylegan import LEAKY_SLOPE, MobileStyleGAN
-from ..openvino_ir import OpenVINOIRError, read_ir
+from ..models.generator import estimate_w_avg
+from ..models.mobile_stylegan import LEAKY_SLOPE, MobileStyleGAN
+from .openvino_ir import OpenVINOIRError, read_ir
 
 
 def mobile_stylegan_from_ir(mapping_xml: str | os.PathLike, mapping_bin: str | os.PathLike,

@@ -13,9 +13,9 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from ..generator import estimate_w_avg
+from ..models.generator import estimate_w_avg
 from ..ops.upfirdn2d import setup_filter
-from ..stylegan2 import IMAGE_CHANNELS, StyleGAN2, StyledConv, ToRGB
+from ..models.stylegan2 import IMAGE_CHANNELS, StyleGAN2, StyledConv, ToRGB
 from .common import LoadedCheckpoint, build_for_file, fill_from_source, reshape_to
 from .nvlabs import FORMAT_NVLABS_PICKLE, register_nvlabs_converter
 from .safe_pickle import CheckpointError, PersistentRecord

@@ -16,8 +16,8 @@ from typing import Any, Optional
 
 import torch
 
-from ..stylegan2 import IMAGE_CHANNELS
-from ..stylegan3 import AliasFreeLayer, StyleGAN3
+from ..models.stylegan2 import IMAGE_CHANNELS
+from ..models.stylegan3 import AliasFreeLayer, StyleGAN3
 from .common import LoadedCheckpoint, build_for_file, fill_from_source
 from .nvlabs import FORMAT_NVLABS_PICKLE, register_nvlabs_converter
 from .safe_pickle import CheckpointError, PersistentRecord

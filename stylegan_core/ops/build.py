@@ -65,7 +65,7 @@ def cache_dir() -> Path:
     configured = os.environ.get(CACHE_ENV)
     if configured:
         return Path(configured)
-    from ..weights import weights_dir
+    from ..loading.weights import weights_dir
 
     return weights_dir() / "cuda_ops"
 

@@ -31,14 +31,14 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .errors import UserError
-from .generator import Generator, LayerEditor
+from ..errors import UserError
+from ..models.generator import Generator, LayerEditor
 
 log = logging.getLogger(__name__)
 
 SLIDER_LIMIT = 5.0
 SIGMA_SAMPLES = 10_000  # w samples for slider units and GANSpace (mapping only: a second here)
-PACKAGED_DIR = Path(__file__).resolve().parent / "data" / "directions"
+PACKAGED_DIR = Path(__file__).resolve().parents[1] / "data" / "directions"
 LAYER_RANGES = {"coarse": (0, 8), "middle": (16, 32), "fine": (64, 1 << 20)}  # by layer resolution
 # Named attributes: judge -> (slider name, display name). The judge's sign is the slider's sign.
 NAMED_ATTRIBUTES = {
@@ -238,7 +238,7 @@ FIT_PSI = 0.7  # the judges are reliable on the truncated faces people edit; tru
 
 def render(generator: Generator, ws: torch.Tensor):
     """One PIL image per code (what the judges read)."""
-    from .images import tensor_to_pil
+    from ..images import tensor_to_pil
 
     with torch.no_grad():
         images = generator.synthesis(ws.to(generator.device))
@@ -256,7 +256,7 @@ def judged_samples(generator: Generator, count: int, cache: Path, psi: float = F
                    progress: Callable[[str], None] = log.info) -> tuple[np.ndarray, np.ndarray]:
     """w [N, w_dim] of seeds FIT_SEED_BASE + i (truncated by psi) and their judges [N, len(JUDGE_NAMES)]
     (NaN where no face was found). Resumes from and saves to `cache` every few samples."""
-    from . import judges
+    from .. import judges
 
     ws_list, judged = _load_samples(cache)
     started, first = time.monotonic(), len(ws_list)
@@ -326,8 +326,8 @@ def measure_effect(generator: Generator, directions: DirectionSet, name: str, pr
                    value: float = 2.0) -> dict[str, float]:
     """Mean judge change per slider unit between -value and +value over the probe codes (faces
     that lose the face detection are skipped)."""
-    from . import judges
-    from .images import tensor_to_pil
+    from .. import judges
+    from ..images import tensor_to_pil
 
     changes = []
     for code in probes:
@@ -343,7 +343,7 @@ def measure_effect(generator: Generator, directions: DirectionSet, name: str, pr
 def sample_slopes(w: np.ndarray, judged: np.ndarray, vector: np.ndarray, sigma: float) -> dict[str, float]:
     """Judge change per slider unit as the judged samples show it (regression slope of each judge on
     the samples' coordinate along `vector`): no rendering, so instant for unsupervised components."""
-    from .judges import JUDGE_NAMES
+    from ..judges import JUDGE_NAMES
 
     faces = np.all(np.isfinite(judged), axis=1)
     t = (w[faces] - w[faces].mean(0)) @ vector
@@ -387,7 +387,7 @@ def supervised_directions(generator: Generator, directions: DirectionSet, w: np.
                           w_samples: np.ndarray, probes: torch.Tensor,
                           progress: Callable[[str], None]) -> None:
     """Add InterFaceGAN directions (and conditional '<name>_c' versions) for NAMED_ATTRIBUTES."""
-    from .judges import JUDGE_NAMES
+    from ..judges import JUDGE_NAMES
 
     faces = np.all(np.isfinite(judged), axis=1)
     normals, quality = {}, {}
@@ -450,7 +450,7 @@ def stylespace_directions(generator: Generator, directions: DirectionSet, w: np.
                           w_samples: np.ndarray, probes: torch.Tensor, progress: Callable[[str], None]) -> None:
     """Add '<name>_s': the single style channel that moves each attribute most, measured on the probe
     faces among the channels that correlate best with the judge over the judged samples."""
-    from .judges import JUDGE_NAMES
+    from ..judges import JUDGE_NAMES
 
     faces = np.all(np.isfinite(judged), axis=1)
     styles = style_samples(generator, w[faces])
@@ -480,7 +480,7 @@ def compute_directions(generator: Generator, model_name: str, samples: int = 400
                        cache: Optional[Path] = None, progress: Callable[[str], None] = log.info) -> DirectionSet:
     """All directions for a model: instant SeFa/GANSpace, then judged samples -> InterFaceGAN
     directions with measured rows; every direction's effect measured on probe faces and described."""
-    from . import judges
+    from .. import judges
 
     started = time.monotonic()
     w_samples = sample_w(generator)
@@ -510,7 +510,7 @@ def compute_directions(generator: Generator, model_name: str, samples: int = 400
 
 # -- storing ----------------------------------------------------------------------------------------
 def computed_dir(model_name: str) -> Path:
-    from .weights import weights_dir
+    from ..loading.weights import weights_dir
 
     return weights_dir() / "directions" / model_name
 

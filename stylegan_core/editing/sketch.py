@@ -25,11 +25,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .codes import check_code, check_whole_number, random_codes, rows_within
-from .errors import UserError
-from .generator import Generator
-from .images import ImageSource, load_image, tensor_to_pil
-from .projector import ProgressCallback, schedule_at
+from ..codes import check_code, check_whole_number, random_codes, rows_within
+from ..errors import UserError
+from ..models.generator import Generator
+from ..images import ImageSource, load_image, tensor_to_pil
+from ..inversion.projector import ProgressCallback, schedule_at
 
 LOSS_RESOLUTION = 256  # the generator renders 1024 px; lines are compared at 256 px
 MAX_CANDIDATES = 8

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import urlparse
 
-from .errors import UserError
+from ..errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ class _SourceFailed(Exception):
 def weights_dir() -> Path:
     """Where downloads and conversions are cached: $STYLEGAN_WEIGHTS_DIR, else <repo>/weights."""
     configured = os.environ.get(WEIGHTS_DIR_ENV)
-    return Path(configured) if configured else Path(__file__).resolve().parents[1] / "weights"
+    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "weights"
 
 
 def _cache_folders(kind: str) -> list[Path]:

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
-from .codes import check_code, check_number, layer_resolutions, layers_between
-from .errors import UserError
+from ..codes import check_code, check_number, layer_resolutions, layers_between
+from ..errors import UserError
 from .feature_blend import feature_blend
-from .generator import Generator
-from .images import tensor_to_pil
+from ..models.generator import Generator
+from ..images import tensor_to_pil
 
 # dlib's 68-point layout: index ranges of each part.
 JAW, RIGHT_BROW, LEFT_BROW, NOSE = range(0, 17), range(17, 22), range(22, 27), range(27, 36)
@@ -54,7 +54,7 @@ class RegionTransfer:
 # -- landmarks and masks -------------------------------------------------------------------------
 def image_landmarks(image: Image.Image) -> np.ndarray:
     """68 dlib landmarks [68, 2] (pixel coordinates) of the largest face in `image`."""
-    from .align import detect_faces, face_landmarks
+    from ..inversion.align import detect_faces, face_landmarks
 
     faces = detect_faces(image)
     if not faces:

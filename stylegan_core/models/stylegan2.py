@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .generator import Generator, SynthesisLayer, SynthesisState, estimate_w_avg, register_architecture, tile_to
-from .ops.bias_act import bias_act
-from .ops.upfirdn2d import filter_after_transposed_conv, setup_filter, upsample2d
+from ..ops.bias_act import bias_act
+from ..ops.upfirdn2d import filter_after_transposed_conv, setup_filter, upsample2d
 
 NOISE_MODES = ("const", "random", "none")
 SQRT2 = math.sqrt(2.0)

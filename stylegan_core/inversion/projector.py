@@ -21,10 +21,10 @@ from typing import Callable, Optional, Union
 import torch
 from PIL import Image
 
-from .codes import DEFAULT_INVERT_STEPS, SPACES, InputError
-from .errors import UserError
-from .generator import Generator
-from .images import pil_to_tensor, tensor_to_pil
+from ..codes import DEFAULT_INVERT_STEPS, SPACES, InputError
+from ..errors import UserError
+from ..models.generator import Generator
+from ..images import pil_to_tensor, tensor_to_pil
 from .perceptual import Image2StyleGANLoss, LossWeights, load_vgg16
 
 SCHEDULES = ("constant", "cosine")

@@ -26,12 +26,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import align, video_io
-from .paste_back import paste_back
-from .errors import UserError
-from .generator import Generator
-from .images import tensor_to_pil
-from .projector import ProjectorOptions, project
+from ..inversion import align
+from . import video_io
+from ..inversion.paste_back import paste_back
+from ..errors import UserError
+from ..models.generator import Generator
+from ..images import tensor_to_pil
+from ..inversion.projector import ProjectorOptions, project
 
 CENTRE_SIGMA_FRAMES = 1.0
 AXES_SIGMA_FRAMES = 3.0
@@ -326,7 +327,7 @@ def build_edit(generator: Generator, model_name: str, settings: Optional[dict] =
                                  "use the W version of the attribute (the name without '_s').")
         steps.append(lambda ws: apply_directions(directions, ws, settings))
     if style_path is not None:
-        from .latents import load_latent
+        from ..latents import load_latent
 
         latent = load_latent(style_path)
         latent.check_fits(model_name, generator.num_ws, generator.w_dim)

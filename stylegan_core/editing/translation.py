@@ -13,10 +13,10 @@ from typing import Iterable, Optional
 
 import torch
 
-from .codes import check_code, check_whole_number
-from .errors import UserError
+from ..codes import check_code, check_whole_number
+from ..errors import UserError
 from .feature_blend import FeatureBlendEditor, MaskLike
-from .generator import Generator, SynthesisLayer, SynthesisState
+from ..models.generator import Generator, SynthesisLayer, SynthesisState
 
 
 class TranslationError(UserError, ValueError):

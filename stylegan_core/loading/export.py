@@ -19,8 +19,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import UserError
-from .generator import Generator
+from ..errors import UserError
+from ..models.generator import Generator
 
 FORMAT_NAME = "stylegan_core"
 FORMAT_VERSION = "1"
@@ -129,8 +129,8 @@ def read_generator_file(path: str | os.PathLike, device: str | torch.device = "c
     """Rebuild a generator from an export; every tensor must match the model exactly, and the
     content hash (required with `require_hash`, as for cached conversions) must match the data.
     Users load files with `zoo.load_model`."""
-    from .loading.common import build_for_file
-    from .loading.safe_pickle import CheckpointError
+    from .common import build_for_file
+    from .safe_pickle import CheckpointError
 
     path = Path(path)
     metadata, shapes = _read_header(path)

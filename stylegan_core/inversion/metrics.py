@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from . import align
-from .images import pil_to_tensor, to_rgb
+from ..images import pil_to_tensor, to_rgb
 
 METRIC_RESOLUTION = 256
 SAME_PERSON_THRESHOLD = 0.6
@@ -70,7 +70,7 @@ def face_recognizer() -> align.LockedModel:
     """dlib's ResNet face descriptor model; call as recognizer(pixels, full_object_detection)."""
     import dlib
 
-    from .weights import fetch
+    from ..loading.weights import fetch
 
     return align.cached_model("face_recognition", lambda: dlib.face_recognition_model_v1(
         str(fetch("dlib/dlib_face_recognition_resnet_model_v1.dat"))).compute_face_descriptor)
@@ -115,7 +115,7 @@ def _lpips_backbone_file() -> Path:
 
 
 def _load_lpips():
-    from .compat import import_torchvision
+    from ..compat import import_torchvision
 
     import_torchvision()  # lpips imports torchvision, which needs the shim with the CPU torch
     import lpips

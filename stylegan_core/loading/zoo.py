@@ -23,9 +23,9 @@ from typing import Callable, Optional, Union
 
 import torch
 
-from .errors import UserError
+from ..errors import UserError
 from . import export
-from .generator import ARCHITECTURE_MODULES, Generator
+from ..models.generator import ARCHITECTURE_MODULES, Generator
 from .weights import HubLocation, WeightFile, cache_path, cached_copies, resolve, resolve_file
 
 log = logging.getLogger(__name__)
@@ -108,28 +108,28 @@ class LoadedModel:
 
 # -- converters ------------------------------------------------------------------------------------
 def _convert_openvino_ir(paths: list[Path]) -> Generator:
-    from .loading.mobile_stylegan_ir import mobile_stylegan_from_ir
+    from .mobile_stylegan_ir import mobile_stylegan_from_ir
 
     return mobile_stylegan_from_ir(*paths)
 
 
 def _convert_checkpoint(paths: list[Path]) -> Generator:
-    from .loading.files import read_checkpoint
+    from .files import read_checkpoint
 
     return read_checkpoint(paths[0]).generator
 
 
 # converter -> (function of the resolved files, the modules and packages whose code defines its output)
 CONVERTERS: dict[str, tuple[Callable[[list[Path]], Generator], tuple[str, ...]]] = {
-    "openvino_ir": (_convert_openvino_ir, ("mobile_stylegan", "openvino_ir", "loading")),
-    "checkpoint": (_convert_checkpoint, ("loading", "export", *ARCHITECTURE_MODULES)),
+    "openvino_ir": (_convert_openvino_ir, ("models.mobile_stylegan", "loading")),
+    "checkpoint": (_convert_checkpoint, ("loading", *(f"models.{m}" for m in ARCHITECTURE_MODULES))),
 }
 
 
 def _source_files(module: str) -> list[Path]:
-    spec = importlib.util.find_spec(f"{__package__}.{module}")
+    spec = importlib.util.find_spec(f"stylegan_core.{module}")
     if spec is None or spec.origin is None:
-        return []
+        raise ModuleNotFoundError(f"stylegan_core.{module}: a converter's fingerprint names a module that is gone")
     if spec.submodule_search_locations:  # a package: all its modules
         return sorted(p for folder in spec.submodule_search_locations for p in Path(folder).rglob("*.py"))
     return [Path(spec.origin)]
@@ -232,7 +232,7 @@ def _load_entry(entry: ModelEntry, device: Union[str, torch.device]) -> LoadedMo
 def _load_checkpoint_file(path: Path, device: Union[str, torch.device], name: str = CUSTOM_CHECKPOINT,
                           source: Optional[str] = None) -> LoadedModel:
     """Any supported checkpoint file: a stylegan_core .safetensors export, a rosinality .pt, an NVlabs .pkl."""
-    from .loading.files import detect_format
+    from .files import detect_format
 
     if detect_format(path) == "safetensors":  # already the project's format: nothing to convert or cache
         try:

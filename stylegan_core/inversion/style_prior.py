@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .generator import Generator
+from ..models.generator import Generator
 
 PRIOR_SAMPLES = 10_000
 PRIOR_FOLDER = "style-priors"
@@ -78,7 +78,7 @@ def estimate_style_prior(generator: Generator, samples: int = PRIOR_SAMPLES, see
 def style_prior(generator: Generator) -> StylePrior:
     """The model's style prior, from the weights folder's cache or estimated (about a second) and
     cached there; tensors on the generator's device."""
-    from .weights import weights_dir
+    from ..loading.weights import weights_dir
 
     path = weights_dir() / PRIOR_FOLDER / f"{model_key(generator)}.pt"
     if path.exists():

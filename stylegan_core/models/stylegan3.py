@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import UserError
+from ..errors import UserError
 from .generator import Generator, SynthesisLayer, SynthesisState, estimate_w_avg, register_architecture
-from .ops.filtered_lrelu import filtered_lrelu
+from ..ops.filtered_lrelu import filtered_lrelu
 from .stylegan2 import IMAGE_CHANNELS, SQRT2, EqualizedLinear, MappingNetwork
 
 NOISE_MODES = ("const", "random", "none")

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .codes import (DEFAULT_PSI, DEFAULT_SPLIT_RESOLUTION, EXPRESSION_STRENGTH, MAX_GIF_FPS, MAX_GRID_SIDE,
+from ..codes import (DEFAULT_PSI, DEFAULT_SPLIT_RESOLUTION, EXPRESSION_STRENGTH, MAX_GIF_FPS, MAX_GRID_SIDE,
                     MAX_MIXING_SEEDS, MORPH_FRAMES, InputError, check_code, check_number, check_psi, check_rows,
                     check_whole_number, mixing_rows, random_codes, rows_within)
-from .generator import Generator
-from .images import tensor_to_pil
+from ..models.generator import Generator
+from ..images import tensor_to_pil
 
 # Worst-case budgets (limits in codes.py) are in terms of R, the model's resolution; IMAGE(R) =
 # 12 R^2 bytes, one [3, R, R] float32 image (12.6 MB at 1024 px); and S, the working memory of one

@@ -102,7 +102,7 @@ def _cached_state(onnx_path: Optional[os.PathLike]) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file, save_file
 
-    from .weights import cache_path, fetch
+    from ..loading.weights import cache_path, fetch
 
     cache = cache_path(CACHE_NAME)
     if onnx_path is None and cache.is_file():

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from .align import AlignedFace, AlignError, crop_to_photo_matrix
-from .images import ImageError, load_image, to_rgb
+from ..images import ImageError, load_image, to_rgb
 
 FEATHER_FRACTION = 0.04  # width of the mask's soft edge, as a fraction of the crop's side
 FOREHEAD_FRACTION = 0.14  # how far above the eyebrows the mask reaches, as a fraction of the crop's side

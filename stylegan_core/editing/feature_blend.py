@@ -23,10 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .codes import (DEFAULT_PSI, MAX_MASK_SIDE, MAX_PANORAMA_CODES, MAX_PANORAMA_SIDE, POSE_RESOLUTION,
+from ..codes import (DEFAULT_PSI, MAX_MASK_SIDE, MAX_PANORAMA_CODES, MAX_PANORAMA_SIDE, POSE_RESOLUTION,
                     SMOOTHING_SIGMA, InputError, check_code, check_number, check_psi, check_whole_number,
                     layers_between, pose_rows, random_codes)  # noqa: F401 (layers_between: for callers)
-from .generator import Generator, LayerEditor, SynthesisLayer, SynthesisState
+from ..models.generator import Generator, LayerEditor, SynthesisLayer, SynthesisState
 
 MaskFunction = Callable[[int, int], torch.Tensor]
 MaskLike = Union[float, np.ndarray, torch.Tensor, MaskFunction]

@@ -18,7 +18,7 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image, ImageFilter
 
-from .images import ImageError, to_rgb
+from ..images import ImageError, to_rgb
 
 # dlib's HOG detector finds faces from about 80 px up: small images are enlarged to this size and
 # large ones reduced (detection time grows with the pixel count; landmarks use the full image).
@@ -143,7 +143,7 @@ def face_detector() -> LockedModel:
 
 def shape_predictor() -> LockedModel:
     """The 68-landmark model; call as predictor(rgb_array, dlib.rectangle)."""
-    from .weights import fetch
+    from ..loading.weights import fetch
 
     return cached_model(
         "landmarks68",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
 
 _DTYPES = {"f32": "<f4", "f16": "<f2", "i64": "<i8", "i32": "<i4", "u8": "u1", "i8": "i1"}
 

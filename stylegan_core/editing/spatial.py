@@ -24,9 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .codes import check_code, check_number, check_whole_number, layer_resolutions
-from .errors import UserError
-from .generator import Generator, LayerEditor, SynthesisLayer, SynthesisState
+from ..codes import check_code, check_number, check_whole_number, layer_resolutions
+from ..errors import UserError
+from ..models.generator import Generator, LayerEditor, SynthesisLayer, SynthesisState
 
 PAD_MODES = ("reflect", "replicate", "circular")
 MAX_EXTENSION = 2.0  # per side, as a fraction of the image side (a 1024 px model: up to 5120 px wide)

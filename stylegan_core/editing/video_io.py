@@ -16,7 +16,7 @@ from typing import Iterator, Optional, Union
 import numpy as np
 from PIL import Image
 
-from .errors import UserError
+from ..errors import UserError
 
 log = logging.getLogger(__name__)
 

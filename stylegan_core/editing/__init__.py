@@ -1,0 +1,1 @@
+"""editing: edits, feature_blend, directions, spatial, region_transfer, translation, sketch, video, video_io."""

@@ -1,0 +1,1 @@
+"""inversion: projector, perceptual, align, paste_back, metrics, style_prior."""

@@ -1,0 +1,1 @@
+"""models: generator, stylegan2, mobile_stylegan, stylegan3."""
