@@ -17,7 +17,7 @@ class TransformControls:
 
 
 def transform_controls(ctx, prefix: str) -> TransformControls:
-    with gr.Row(visible=False, elem_id=f"{prefix}-transform") as row:
+    with gr.Row(visible=False) as row:
         rotate = gr.Slider(-ROTATION_LIMIT, ROTATION_LIMIT, 0, step=1, label="Rotation (degrees)",
                            elem_id=f"{prefix}-rotate")
         tx = gr.Slider(-TRANSLATION_LIMIT, TRANSLATION_LIMIT, 0, step=0.01, label="Shift x (image widths)",
