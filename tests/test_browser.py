@@ -121,6 +121,7 @@ def test_edit_tab_slider_preview(page):
 
 def test_sketch_tab_draws_a_face(page):
     open_tab(page, "Sketch")
+    page.locator("#sketch-canvas :is([aria-label='Brush'], [title='Brush'])").first.click()
     canvas = page.locator("#sketch-canvas canvas").first
     canvas.wait_for(state="visible", timeout=60_000)
     box = canvas.bounding_box()

@@ -29,10 +29,10 @@ def canvas_drawing(value) -> Optional[Image.Image]:
 def build(ctx: AppContext) -> None:
     with gr.Row():
         with gr.Column():
-            canvas = gr.Sketchpad(label="Draw a face (dark lines on white)", canvas_size=CANVAS, type="numpy",
+            canvas = gr.Sketchpad(label="Draw a face (pick the brush, then dark lines on white)", canvas_size=CANVAS, type="numpy",
                                   brush=gr.Brush(colors=["#000000"], default_color="#000000", color_mode="fixed",
                                                  default_size=4),
-                                  elem_id="sketch-canvas")
+                                  height=620, layers=False, transforms=(), elem_id="sketch-canvas")
             upload = gr.File(label="…or upload a line drawing", file_types=["image"], type="filepath",
                              elem_id="sketch-upload")
             reference = ctx.code_picker("Colours and texture from (optional)", "",
