@@ -1,4 +1,6 @@
 """The Edit and Sketch tabs' Studio operations and the StyleGAN3 transform, on tiny checkpoints."""
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -149,6 +151,17 @@ def test_sketch_stream_previews_then_candidates_in_the_library(sg2):
     final = updates[-1]
     assert final.done and len(final.pictures) == 2 and final.added == ["sketch 2", "sketch 3"]
     assert "Edit tab" in final.info
+
+
+def test_stopping_a_sketch_keeps_the_best_so_far(sg2):
+    cancel = threading.Event()
+    updates = []
+    for update in sg2.sketch_stream(CodeLibrary(), MODEL, face_drawing(), candidates=3, steps=20, cancel=cancel):
+        updates.append(update)
+        if update.step >= 5:
+            cancel.set()  # what the Stop button does
+    final = updates[-1]
+    assert final.done and len(final.pictures) == 1 and "(stopped)" in final.info
 
 
 def test_sketch_refuses_an_empty_canvas_and_a_photo(sg2):

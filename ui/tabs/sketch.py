@@ -1,4 +1,5 @@
 """Sketch: draw a face (or upload a line drawing), get photo-real candidates, then edit them."""
+import threading
 from typing import Optional
 
 import numpy as np
@@ -11,6 +12,9 @@ from ui.common import AppContext, file_path, gallery_value
 TITLE, ID = "Sketch", "sketch"
 CANVAS = (512, 512)
 MAX_SHOWN_CANDIDATES = 4
+# The running fit of each browser session: Stop sets its event, and the fit ends with the best
+# candidates so far (cancelling the event instead would throw them away).
+_RUNNING: dict[str, threading.Event] = {}
 
 
 def canvas_drawing(value) -> Optional[Image.Image]:
@@ -24,6 +28,18 @@ def canvas_drawing(value) -> Optional[Image.Image]:
         return None
     paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     return Image.alpha_composite(paper, rgba).convert("RGB")
+
+
+def show_updates(lib, updates, progress):
+    """SketchUpdates as the tab's outputs: previews while the fit runs, then the candidates."""
+    for update in updates:
+        if update.done:
+            yield lib, update.pictures[0].path, gallery_value(update.pictures), update.files, update.info
+        else:
+            if update.total:
+                progress((update.step, update.total), desc="fitting the sketch")
+            shown = gr.skip() if update.preview is None else update.preview
+            yield gr.skip(), shown, gr.skip(), gr.skip(), update.info
 
 
 def build(ctx: AppContext) -> None:
@@ -52,19 +68,23 @@ def build(ctx: AppContext) -> None:
                                "turned in the **Edit** tab.")
 
     def make_faces(lib, drawing, upload_path, reference_name, count, step_count, model_name,
-                   progress=gr.Progress()):
+                   request: gr.Request, progress=gr.Progress()):
         path = file_path(upload_path)
         source = path if path else canvas_drawing(drawing)
-        updates = ctx.studio.sketch_stream(lib, model_name, source, count, step_count, reference_name)
-        for update in updates:
-            if update.done:
-                yield lib, update.pictures[0].path, gallery_value(update.pictures), update.files, update.info
-            else:
-                if update.total:
-                    progress((update.step, update.total), desc="fitting the sketch")
-                shown = gr.skip() if update.preview is None else update.preview
-                yield gr.skip(), shown, gr.skip(), gr.skip(), update.info
+        cancel = _RUNNING[request.session_hash] = threading.Event()
+        try:
+            yield from show_updates(lib, ctx.studio.sketch_stream(lib, model_name, source, count, step_count,
+                                                                  reference_name, cancel), progress)
+        finally:
+            if _RUNNING.get(request.session_hash) is cancel:
+                del _RUNNING[request.session_hash]
 
-    event = ctx.event(button.click, make_faces, [canvas, upload, reference, candidates, steps],
-                      [preview, gallery, files, info], api_name="sketch_to_face")
-    stop.click(None, None, None, cancels=[event], api_visibility="private")
+    ctx.event(button.click, make_faces, [canvas, upload, reference, candidates, steps],
+              [preview, gallery, files, info], api_name="sketch_to_face")
+
+    def stop_fit(request: gr.Request):
+        running = _RUNNING.pop(request.session_hash, None)
+        if running is not None:
+            running.set()
+
+    stop.click(stop_fit, None, None, queue=False, api_visibility="private")
