@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from conftest import tiny_codes, tiny_model
-from stylegan_core.editing.directions import DirectionError
+from conftest import tiny_model
+from stylegan_core.editing.directions import Direction, DirectionError
 from stylegan_core.errors import UserError
 from stylegan_core.library import CodeLibrary
 from stylegan_core.loading import zoo
@@ -112,6 +112,15 @@ def test_edit_of_stylegan3_with_a_rotation(sg3):
     turned = sg3.edit_attributes(CodeLibrary(), MODEL, "seed 1", {name: 1.0},
                                  transform=ImageTransform(rotate=90)).picture.image
     assert changed(turned, straight)
+
+
+def test_adding_an_edit_with_style_channel_sliders_says_the_code_holds_the_w_part(sg2):
+    directions = sg2.directions(MODEL)
+    directions.add(Direction("x_s", "stylespace", "one style channel", (1,), 1.0, layer=1, channel=0))
+    library = CodeLibrary()
+    result = sg2.edit_attributes(library, MODEL, "seed 1", "x_s=2", add=True)
+    assert "W part only" in result.info and "x_s" in result.info
+    assert torch.equal(library.get(result.added[0]).ws, sg2.seed_code(MODEL, 1, 0.7))  # S shifts are not in W
 
 
 @pytest.mark.parametrize("values, message", [
