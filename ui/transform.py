@@ -17,12 +17,12 @@ class TransformControls:
 
 
 def transform_controls(ctx, prefix: str) -> TransformControls:
-    with gr.Row(visible=False) as row:
-        rotate = gr.Slider(-ROTATION_LIMIT, ROTATION_LIMIT, 0, step=1, label="Rotation (degrees)",
+    with gr.Row(visible=False) as row:  # shifts in image widths: 0.5 moves the face half the image over
+        rotate = gr.Slider(-ROTATION_LIMIT, ROTATION_LIMIT, 0, step=1, label="Rotate (degrees)",
                            elem_id=f"{prefix}-rotate")
-        tx = gr.Slider(-TRANSLATION_LIMIT, TRANSLATION_LIMIT, 0, step=0.01, label="Shift x (image widths)",
+        tx = gr.Slider(-TRANSLATION_LIMIT, TRANSLATION_LIMIT, 0, step=0.01, label="Shift x",
                        elem_id=f"{prefix}-tx")
-        ty = gr.Slider(-TRANSLATION_LIMIT, TRANSLATION_LIMIT, 0, step=0.01, label="Shift y (image widths)",
+        ty = gr.Slider(-TRANSLATION_LIMIT, TRANSLATION_LIMIT, 0, step=0.01, label="Shift y",
                        elem_id=f"{prefix}-ty")
     ctx.follow_model(row, lambda model_name: gr.update(visible=ctx.studio.architecture(model_name) == "stylegan3"))
     return TransformControls([rotate, tx, ty])
