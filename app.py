@@ -43,6 +43,8 @@ LAUNCH_OPTIONS = dict(show_error=False, max_file_size=codes.MAX_UPLOAD_BYTES)
 TABS = [
     tabs.generate,
     tabs.invert,
+    tabs.edit,
+    tabs.sketch,
     tabs.morph,
     tabs.style_transfer,
     tabs.expression,

@@ -32,6 +32,7 @@ from .errors import UserError
 from .images import load_image, tensor_to_pil
 from .latents import Latent, latent_to_bytes
 from .library import CodeLibrary, LibraryError
+from .studio_edit import EditingStudio, ImageTransform
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def whole(value, name: str, low: int, high: int) -> int:
     return codes.check_whole_number(value, name, low, high)
 
 
-class Studio:
+class Studio(EditingStudio):
     """Holds the models (loaded once per process) and runs the operations of every tab."""
 
     def __init__(self, default_model: str = zoo.DEFAULT_MODEL, device: str = "auto",
@@ -256,8 +257,10 @@ class Studio:
             )
         return entry.ws
 
-    def render(self, model_name: str, ws: torch.Tensor, editor=None) -> Image.Image:
+    def render(self, model_name: str, ws: torch.Tensor, editor=None,
+               transform: Optional[ImageTransform] = None) -> Image.Image:
         generator = self.generator(model_name)
+        editor = self.transform_editor(model_name, transform, editor)
         with torch.no_grad():
             image = generator.synthesis(ws.to(self.device), editor)
         return tensor_to_pil(image)
@@ -307,11 +310,13 @@ class Studio:
         return added
 
     # -- Generate --------------------------------------------------------------------------
-    def generate(self, library: CodeLibrary, model_name: str, seeds_text, psi=codes.DEFAULT_PSI) -> GalleryResult:
-        """Faces for seeds ('1, 2, 5-8'); each code joins the library as 'seed N'."""
+    def generate(self, library: CodeLibrary, model_name: str, seeds_text, psi=codes.DEFAULT_PSI,
+                 transform: Optional[ImageTransform] = None) -> GalleryResult:
+        """Faces for seeds ('1, 2, 5-8'); each code joins the library as 'seed N'. `transform`
+        rotates/shifts the images of a StyleGAN3 model (the codes stay as they are)."""
         seeds, psi = codes.parse_seeds(seeds_text), codes.check_psi(psi)
         with timed() as clock:
-            made = [(seed, ws, self.render(model_name, ws))
+            made = [(seed, ws, self.render(model_name, ws, transform=transform))
                     for seed, ws in ((s, self.seed_code(model_name, s, psi)) for s in seeds)]
         pictures = [self.picture(image, f"seed{seed}", f"seed {seed}") for seed, _, image in made]
         added = self._add_all(library, [(ws, f"seed {seed}", image) for seed, ws, image in made],

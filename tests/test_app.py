@@ -77,6 +77,21 @@ def tiny_photo(folder: Path) -> Path:
     return path
 
 
+def tiny_sketch(folder: Path) -> Path:
+    """A face-like line drawing: head outline, eyes and mouth in black on white."""
+    from PIL import ImageDraw
+
+    path = folder / "sketch.png"
+    image = Image.new("RGB", (256, 256), "white")
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((48, 24, 208, 232), outline="black", width=4)
+    for x in (96, 160):
+        draw.ellipse((x - 14, 100, x + 14, 116), outline="black", width=3)
+    draw.arc((92, 150, 164, 196), 20, 160, fill="black", width=3)
+    image.save(path)
+    return path
+
+
 def names(client):
     return [entry["name"] for entry in client.predict(api_name="/list_codes")]
 
@@ -101,6 +116,10 @@ def test_every_endpoint_answers_through_gradio_client(tiny, tiny_client):
         "/rename_code": lambda: client.predict("seed 1", "first", api_name="/rename_code"),
         "/delete_code": lambda: client.predict("first", api_name="/delete_code"),
         "/export_library": lambda: client.predict(api_name="/export_library"),
+        "/edit_attributes": lambda: client.predict("seed 3", "sefa_coarse_0=3, pca_0=-2", api_name="/edit_attributes"),
+        "/add_edit_to_library": lambda: client.predict("seed 3", "pca_0=2", api_name="/add_edit_to_library"),
+        "/sketch_to_face": lambda: client.predict(None, handle_file(str(tiny_sketch(folder))), "", 2, 10,
+                                                  api_name="/sketch_to_face"),
     }
     results, seconds = {}, {}
     for name, call in calls.items():
@@ -127,6 +146,15 @@ def test_every_endpoint_answers_through_gradio_client(tiny, tiny_client):
         image, downloads, info = results[name]
         assert np.asarray(Image.open(image)).std() > 0 and downloads and "s on cpu" in info, name
     assert "restored" in results["/import_library"] and "restored" in results["/restore_latent"][1]
+    edited, _, edit_info = results["/edit_attributes"]  # instant directions: the tiny model has none stored
+    plain = client.predict("seed 3", "", api_name="/edit_attributes")[0]
+    assert np.abs(np.asarray(Image.open(edited), np.float32) - np.asarray(Image.open(plain), np.float32)).mean() > 1
+    assert "sefa_coarse_0=3" in edit_info
+    assert "seed 3 edited" in results["/add_edit_to_library"][2] and "seed 3 edited" in names(client)
+    preview, candidates, sketch_files, sketch_info = results["/sketch_to_face"]
+    assert len(candidates) == 2 and Image.open(candidates[0]["image"]).size == (32, 32)
+    assert any(f.endswith(".npz") for f in sketch_files) and "Edit tab" in sketch_info
+    assert {"sketch 1", "sketch 2"} <= set(names(client))
     assert "first" not in names(client) and "seed 2" in names(client)
 
 

@@ -89,3 +89,58 @@ def test_library_tab_shows_the_codes_made_above(page):
     thumbnails.first.wait_for(state="visible", timeout=60_000)
     assert thumbnails.count() >= 4  # seeds 1-4 from the Generate tab
     page.screenshot(path=str(ARTIFACTS / "tab-library.png"), full_page=True)
+
+
+def drag_slider(page, elem_id, fraction):
+    """Drag a slider's thumb from the middle (0) to `fraction` of its track, as a person does
+    (the release of the mouse is what starts the preview)."""
+    track = page.locator(f"#{elem_id} input[type=range]")
+    box = track.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] / 2, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * fraction, y, steps=8)
+    page.mouse.up()
+
+
+def test_edit_tab_slider_preview(page):
+    open_tab(page, "Edit")
+    page.get_by_text("Age (older)").first.wait_for(timeout=60_000)  # the model's named sliders
+    drag_slider(page, "edit-named-0", 0.85)  # age, towards +3.5
+    values = page.locator("#edit-values textarea")
+    page.wait_for_function("el => el.value.includes('age=')", arg=values.element_handle(), timeout=60_000)
+    image = page.locator("#edit-result img").first
+    image.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=image.element_handle(),
+                           timeout=RESULT_TIMEOUT_MS)
+    page.screenshot(path=str(ARTIFACTS / "tab-edit.png"), full_page=True)
+    assert np.asarray(Image.open(io.BytesIO(image.screenshot())).convert("RGB"), np.float32).std() > 10
+    page.get_by_role("button", name="Add to library", exact=True).click()
+    page.get_by_text("to your library").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+
+
+def test_sketch_tab_draws_a_face(page):
+    open_tab(page, "Sketch")
+    page.locator("#sketch-canvas :is([aria-label='Brush'], [title='Brush'])").first.click()
+    canvas = page.locator("#sketch-canvas canvas").first
+    canvas.wait_for(state="visible", timeout=60_000)
+    box = canvas.bounding_box()
+
+    def stroke(points):  # points in [0, 1] of the canvas
+        page.mouse.move(box["x"] + points[0][0] * box["width"], box["y"] + points[0][1] * box["height"])
+        page.mouse.down()
+        for x, y in points[1:]:
+            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=4)
+        page.mouse.up()
+
+    outline = [(0.5 + 0.3 * np.cos(a), 0.5 + 0.4 * np.sin(a)) for a in np.linspace(0, 2 * np.pi, 40)]
+    stroke(outline)
+    for x in (0.4, 0.6):
+        stroke([(x - 0.05, 0.42), (x, 0.40), (x + 0.05, 0.42)])
+    stroke([(0.5, 0.45), (0.48, 0.58), (0.52, 0.6)])
+    stroke([(0.42, 0.7), (0.5, 0.73), (0.58, 0.7)])
+    steps = page.locator("#sketch-steps input[type=number]")
+    steps.fill("10")
+    steps.press("Enter")
+    page.screenshot(path=str(ARTIFACTS / "tab-sketch-drawn.png"), full_page=True)
+    run_and_check(page, "Make faces", "#sketch-gallery", "sketch")

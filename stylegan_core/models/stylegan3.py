@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
-from .generator import Generator, SynthesisLayer, SynthesisState, estimate_w_avg, register_architecture
+from .generator import Generator, LayerEditor, SynthesisLayer, SynthesisState, estimate_w_avg, register_architecture
 from ..ops.filtered_lrelu import filtered_lrelu
 from .stylegan2 import IMAGE_CHANNELS, SQRT2, EqualizedLinear, MappingNetwork
 
@@ -182,9 +182,11 @@ class FourierInput(SynthesisLayer):
     def affine_bias(self) -> torch.Tensor:
         return self.affine.effective_bias()
 
-    def forward(self, state: SynthesisState, t: torch.Tensor) -> SynthesisState:
+    def forward(self, state: SynthesisState, t: torch.Tensor,
+                user_transform: Optional[torch.Tensor] = None) -> SynthesisState:
         """state.x is the empty canvas [B, 0, h, w] of `input_state` (h = w = sampling_rate unless an
-        editor widened it for a panorama): the features cover it plus the margins."""
+        editor widened it for a panorama): the features cover it plus the margins. `user_transform`
+        (3x3, an inverse image transform) replaces the buffer for this call only (`TransformEditor`)."""
         t = t / t[:, :2].norm(dim=1, keepdim=True)
         batch = t.shape[0]
         rotation = torch.eye(3, device=t.device).repeat(batch, 1, 1)
@@ -192,7 +194,8 @@ class FourierInput(SynthesisLayer):
         translation = torch.eye(3, device=t.device).repeat(batch, 1, 1)
         translation[:, 0, 2], translation[:, 1, 2] = -t[:, 2], -t[:, 3]
         # Both are inverse transforms of the image: first w0's rotation, then its translation, then the user's.
-        transforms = rotation @ translation @ self.transform.to(t)
+        user = self.transform if user_transform is None else user_transform
+        transforms = rotation @ translation @ user.to(t)
         phases = self.phases + (self.freqs @ transforms[:, :2, 2:]).squeeze(2)  # [B, C]
         freqs = self.freqs @ transforms[:, :2, :2]  # [B, C, 2]
         # A transform can push frequencies past the band: fade them out before they alias.
@@ -345,10 +348,7 @@ class StyleGAN3(Generator):
     def set_transform(self, rotate_deg: float = 0.0, translate: tuple[float, float] = (0.0, 0.0)) -> None:
         """Rotate (degrees) and translate (image widths) every image rendered from now on, as
         NVlabs' gen_images.py does: the inverse of the transform goes into the input's buffer."""
-        if not all(math.isfinite(float(v)) for v in (rotate_deg, *translate)):
-            raise TransformError(f"rotation and translation must be finite numbers, got {rotate_deg}, {translate}")
-        inverse = torch.linalg.inv(transform_matrix(float(rotate_deg), (float(translate[0]), float(translate[1]))))
-        self.input.transform.copy_(inverse.to(self.input.transform))
+        self.input.transform.copy_(inverse_transform(rotate_deg, translate).to(self.input.transform))
 
     @property
     def noise_mode(self) -> str:
@@ -360,6 +360,37 @@ class StyleGAN3(Generator):
         if mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {mode!r}")
         self._noise_mode = mode
+
+
+def inverse_transform(rotate_deg: float = 0.0, translate: tuple[float, float] = (0.0, 0.0)) -> torch.Tensor:
+    """The input layer's 3x3 transform for an image rotated by `rotate_deg` and shifted by `translate`."""
+    if not all(math.isfinite(float(v)) for v in (rotate_deg, *translate)):
+        raise TransformError(f"rotation and translation must be finite numbers, got {rotate_deg}, {translate}")
+    return torch.linalg.inv(transform_matrix(float(rotate_deg), (float(translate[0]), float(translate[1]))))
+
+
+class TransformEditor(LayerEditor):
+    """Renders with a user transform for one call, leaving the shared model's buffer alone (so
+    concurrent requests on one model never see each other's rotation); other hooks go to `inner`."""
+
+    def __init__(self, rotate_deg: float = 0.0, translate: tuple[float, float] = (0.0, 0.0),
+                 inner: Optional[LayerEditor] = None) -> None:
+        self.matrix = inverse_transform(rotate_deg, translate).float()
+        self.inner = inner or LayerEditor()
+
+    def begin(self, state: SynthesisState, generator: Generator) -> SynthesisState:
+        return self.inner.begin(state, generator)
+
+    def styles(self, index: int, layer: SynthesisLayer, s: torch.Tensor) -> torch.Tensor:
+        return self.inner.styles(index, layer, s)
+
+    def layer(self, index: int, layer: SynthesisLayer, state: SynthesisState, s: torch.Tensor) -> SynthesisState:
+        if isinstance(layer, FourierInput):
+            return layer(state, s, user_transform=self.matrix)
+        return self.inner.layer(index, layer, state, s)
+
+    def end(self, state: SynthesisState) -> SynthesisState:
+        return self.inner.end(state)
 
 
 def apply_user_transform(generator: Generator, rotate_deg: float = 0.0,
