@@ -49,6 +49,9 @@ TABS = [
     tabs.mixing,
     tabs.blend,
     tabs.panorama,
+    tabs.extend_canvas,
+    tabs.region_transfer,
+    tabs.video,
     tabs.library,
 ]
 

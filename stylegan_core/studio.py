@@ -32,6 +32,8 @@ from .errors import UserError
 from .images import load_image, tensor_to_pil
 from .latents import Latent, latent_to_bytes
 from .library import CodeLibrary, LibraryError
+from .studio_soat import SoatStudio
+from .studio_video import VideoStudio
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +149,7 @@ def whole(value, name: str, low: int, high: int) -> int:
     return codes.check_whole_number(value, name, low, high)
 
 
-class Studio:
+class Studio(SoatStudio, VideoStudio):
     """Holds the models (loaded once per process) and runs the operations of every tab."""
 
     def __init__(self, default_model: str = zoo.DEFAULT_MODEL, device: str = "auto",
