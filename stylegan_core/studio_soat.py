@@ -67,8 +67,6 @@ class SoatStudio:
         from .studio import timed, whole
 
         generator = self.generator(model_name)
-        if region not in region_transfer.REGIONS:
-            raise region_transfer.RegionError(f"unknown region {region!r}: one of {', '.join(region_transfer.REGIONS)}")
         min_resolution = whole(min_resolution, "the lowest blended resolution", 1, generator.resolution)
         target_ws = self.resolve_code(target, library, model_name)
         reference_ws = self.resolve_code(reference, library, model_name)
