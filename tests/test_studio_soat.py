@@ -145,3 +145,19 @@ def test_video_stream_reports_frames_and_eta_then_the_mp4(tmp_path, monkeypatch)
     assert any("left in this stage" in u.info for u in updates if u.stage == "invert")
     assert video_io.probe(updates[-1].video_path)["frames"] == 3 and "3/3 frames" in updates[-1].info
     assert cancel.is_set()  # the worker is told to stop once the consumer is done
+
+
+@pytest.mark.real  # dlib's detector on a clip made from a real photo
+def test_stopping_before_any_frame_is_rendered_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(video, "QUALITY_STEPS", {**video.QUALITY_STEPS, "fast": (3, 1)})
+    photo = Image.open(REPO / "examples" / "astronaut.jpg").convert("RGB")
+    clip = video_io.read_clip(video_io.write_clip([photo.crop((80, 20, 400, 340))] * 2, tmp_path / "f.mp4", 12), 2)
+    cancel = threading.Event()
+
+    def stop_after_tracking(stage, done, total, preview):
+        if stage == "track":
+            cancel.set()
+
+    with pytest.raises(video.VideoEditError, match="Stopped before the first frame"):
+        video.edit_clip(tiny_mobile_stylegan(0), clip, tmp_path / "out.mp4", progress=stop_after_tracking,
+                        cancel=cancel)
