@@ -21,11 +21,12 @@ def build(ctx: AppContext) -> None:
             with gr.Row():
                 face = gr.Number(1, precision=0, minimum=1, label="Face number", info="1 = the largest face")
                 max_frames = gr.Slider(1, video.MAX_FRAMES, min(CPU_MAX_FRAMES, video.MAX_FRAMES), step=1,
-                                       label="Frame cap", info="only the clip's first frames are edited")
+                                       label="Frame cap", info="only the clip's first frames are edited",
+                                       elem_id="video-cap")
                 quality = gr.Radio(list(video.QUALITY_STEPS), value=video.DEFAULT_QUALITY, label="Quality",
                                    info="inversion steps per frame")
-            sliders = [gr.Slider(-directions.SLIDER_LIMIT, directions.SLIDER_LIMIT, 0.0, step=0.25, label=label)
-                       for _, label in SLIDERS]
+            sliders = [gr.Slider(-directions.SLIDER_LIMIT, directions.SLIDER_LIMIT, 0.0, step=0.25, label=label,
+                                 elem_id=f"video-{name}") for name, label in SLIDERS]
             style = ctx.code_picker("…and/or the fine style (colours, texture) of", "")
             with gr.Row():
                 run_button = gr.Button("Edit video", variant="primary")
@@ -34,7 +35,7 @@ def build(ctx: AppContext) -> None:
             preview = gr.Image(label="Current frame", interactive=False, elem_id="video-preview")
             result = gr.Video(label="Edited video", elem_id="video-result")
             files = gr.File(label="Download", file_count="multiple")
-            info = gr.Markdown()
+            info = gr.Markdown(elem_id="video-info")
 
     def edit_video(lib, clip_path, face_number, cap, quality_name, style_ref, *values_and_model,
                    request: gr.Request = None, progress=gr.Progress()):
