@@ -111,6 +111,8 @@ def test_region_transfer_tab_and_the_translation_refusal(page):
     toast.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
     assert "second model" in toast.inner_text()  # only one model offline: a clear refusal, not a crash
     page.screenshot(path=str(ARTIFACTS / "tab-translate-refused.png"), full_page=True)
+    page.locator(".toast-close").first.click()
+    toast.wait_for(state="hidden")
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,9 @@ def build(ctx: AppContext) -> None:
         count = gr.Slider(1, 6, 4, step=1, label="Layout variations")
         seed = gr.Number(0, precision=0, label="Variation seed", minimum=0)
         variations_button = gr.Button("Layout variations")
-    gallery = gr.Gallery(label="Variations", columns=3, height="auto", elem_id="variations-gallery")
+    # Stretched variations are larger than the image: shown whole, side by side.
+    gallery = gr.Gallery(label="Variations", columns=3, height=420, object_fit="contain",
+                         elem_id="variations-gallery")
     variation_info = gr.Markdown()
 
     def variations(lib, code_ref, resolution_px, variation_count, variation_seed, model_name):

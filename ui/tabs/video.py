@@ -37,10 +37,9 @@ def build(ctx: AppContext) -> None:
             files = gr.File(label="Download", file_count="multiple")
             info = gr.Markdown(elem_id="video-info")
 
-    def edit_video(lib, clip_path, face_number, cap, quality_name, style_ref, *values_and_model,
+    def edit_video(lib, clip_path, face_number, cap, quality_name, style_ref, age, smile, yaw, gender, model_name,
                    request: gr.Request = None, progress=gr.Progress()):
-        *values, model_name = values_and_model
-        settings = {name: value for (name, _), value in zip(SLIDERS, values)}
+        settings = dict(zip([name for name, _ in SLIDERS], (age, smile, yaw, gender)))
         session = getattr(request, "session_hash", None) or "api"
         cancel = _running[session] = threading.Event()
         try:
