@@ -41,7 +41,7 @@ def build(ctx: AppContext) -> None:
         seed = gr.Number(0, precision=0, label="Variation seed", minimum=0)
         variations_button = gr.Button("Layout variations")
     # Stretched variations are larger than the image: shown whole, side by side.
-    gallery = gr.Gallery(label="Variations", columns=3, height=420, object_fit="contain",
+    gallery = gr.Gallery(label="Variations", columns=4, height=360, object_fit="contain",
                          elem_id="variations-gallery")
     variation_info = gr.Markdown()
 

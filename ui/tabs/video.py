@@ -9,7 +9,7 @@ from ui.common import AppContext, file_path
 
 TITLE, ID = "Video", "video"
 SLIDERS = (("age", "Age"), ("smile", "Smile"), ("yaw", "Head turn (yaw)"), ("gender_c", "Gender"))
-CPU_MAX_FRAMES = 24  # the default cap: a few seconds of video take minutes per frame batch on a CPU
+CPU_MAX_FRAMES = 24  # the default cap on a CPU, where each frame's inversion takes minutes at 1024 px
 _running: dict[str, threading.Event] = {}  # session -> the cancel event of its running edit
 
 
@@ -20,11 +20,12 @@ def build(ctx: AppContext) -> None:
                            elem_id="video-clip")
             with gr.Row():
                 face = gr.Number(1, precision=0, minimum=1, label="Face number", info="1 = the largest face")
-                max_frames = gr.Slider(1, video.MAX_FRAMES, min(CPU_MAX_FRAMES, video.MAX_FRAMES), step=1,
-                                       label="Frame cap", info="only the clip's first frames are edited",
-                                       elem_id="video-cap")
                 quality = gr.Radio(list(video.QUALITY_STEPS), value=video.DEFAULT_QUALITY, label="Quality",
                                    info="inversion steps per frame")
+            cap = video.DEFAULT_MAX_FRAMES if ctx.studio.device.type == "cuda" else CPU_MAX_FRAMES
+            max_frames = gr.Slider(1, video.MAX_FRAMES, min(cap, video.MAX_FRAMES), step=1,
+                                   label="Frame cap", info="only the clip's first frames are edited",
+                                   elem_id="video-cap")
             sliders = [gr.Slider(-directions.SLIDER_LIMIT, directions.SLIDER_LIMIT, 0.0, step=0.25, label=label,
                                  elem_id=f"video-{name}") for name, label in SLIDERS]
             style = ctx.code_picker("…and/or the fine style (colours, texture) of", "")
