@@ -77,11 +77,13 @@ class VideoStudio:
         edit = self._video_edit(library, loaded, settings, style)
         clip = video_io.read_clip(clip_path, max_frames)
         out_path = self.new_path(f"{Path(str(clip_path)).stem}_edited", ".mp4")
-        yield VideoUpdate("read", 0, len(clip.frames), info=f"read {len(clip.frames)} frames at {float(clip.fps):.2f} fps")
+        yield VideoUpdate("read", 0, len(clip.frames),
+                          info=f"read {len(clip.frames)} frames at {float(clip.fps):.2f} fps")
         result = yield from _edit_in_worker(loaded.generator, clip, out_path, edit, face_index, quality, cancel)
         notes = " ".join(result.notes)
         info = (f"{result.frames_written}/{result.frames_total} frames in {result.seconds:.1f} s on {self.device} "
-                f"({quality}; face found in {result.found_fraction:.0%} of the frames)" + (f". {notes}" if notes else ""))
+                f"({quality}; face found in {result.found_fraction:.0%} of the frames)"
+                + (f". {notes}" if notes else ""))
         yield VideoUpdate("done", result.frames_written, result.frames_total, info=info,
                           video_path=str(result.path), files=[str(result.path)], done=True)
 
