@@ -381,7 +381,9 @@ class Studio(SoatStudio, VideoStudio):
         space = codes.check_space(space)
         loaded = self.load(model_name)
         started = time.perf_counter()
-        target = self.align_photo(photo, face_index, loaded.generator.resolution)
+        # Read once: Gradio's cache expiry may delete an upload it deduplicated with an old copy.
+        photo_image = load_image(photo)
+        target = self.align_photo(photo_image, face_index, loaded.generator.resolution)
         stem = Path(str(photo)).stem if isinstance(photo, (str, Path)) else "photo"
         aligned = self.picture(target.image, f"{stem}_aligned")
         yield InvertUpdate(aligned=aligned, info="aligned; starting the projection", total=steps)
@@ -390,7 +392,7 @@ class Studio(SoatStudio, VideoStudio):
         image = _as_pil(result.image)
         # Four decimals are more than these metrics resolve, and they keep the UI's table readable.
         scores = {name: round(value, 4) if isinstance(value, float) else value
-                  for name, value in metrics.photo_metrics(load_image(photo), target, image).items()}
+                  for name, value in metrics.photo_metrics(photo_image, target, image).items()}
         inverted = self.picture(image, f"{stem}_inverted")
         files = [aligned.path, inverted.path,
                  self.save_code(result.ws, loaded.name, f"{stem}_{space.replace('+', 'plus')}", space)]
