@@ -51,6 +51,9 @@ TABS = [
     tabs.mixing,
     tabs.blend,
     tabs.panorama,
+    tabs.extend_canvas,
+    tabs.region_transfer,
+    tabs.video,
     tabs.library,
 ]
 

@@ -33,6 +33,8 @@ from .images import load_image, tensor_to_pil
 from .latents import Latent, latent_to_bytes
 from .library import CodeLibrary, LibraryError
 from .studio_edit import EditingStudio, ImageTransform
+from .studio_soat import SoatStudio
+from .studio_video import VideoStudio
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +150,7 @@ def whole(value, name: str, low: int, high: int) -> int:
     return codes.check_whole_number(value, name, low, high)
 
 
-class Studio(EditingStudio):
+class Studio(EditingStudio, SoatStudio, VideoStudio):
     """Holds the models (loaded once per process) and runs the operations of every tab."""
 
     def __init__(self, default_model: str = zoo.DEFAULT_MODEL, device: str = "auto",

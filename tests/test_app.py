@@ -92,6 +92,21 @@ def tiny_sketch(folder: Path) -> Path:
     return path
 
 
+def tiny_clip(folder: Path) -> Path:
+    """Three frames of a moving gradient as an mp4 (no face in it)."""
+    from stylegan_core.editing import video_io
+
+    frames = [Image.fromarray(np.roll(np.asarray(Image.open(tiny_photo(folder))), 4 * i, axis=1)) for i in range(3)]
+    return video_io.write_clip(frames, folder / "clip.mp4", fps=10)
+
+
+def refusal(call) -> str:
+    """The message of the AppError a call raises (it must raise one)."""
+    with pytest.raises(AppError) as caught:
+        call()
+    return str(caught.value)
+
+
 def names(client):
     return [entry["name"] for entry in client.predict(api_name="/list_codes")]
 
@@ -120,6 +135,16 @@ def test_every_endpoint_answers_through_gradio_client(tiny, tiny_client):
         "/add_edit_to_library": lambda: client.predict("seed 3", "pca_0=2", api_name="/add_edit_to_library"),
         "/sketch_to_face": lambda: client.predict(None, handle_file(str(tiny_sketch(folder))), "", 2, 10,
                                                   api_name="/sketch_to_face"),
+        "/extend_canvas": lambda: client.predict("seed 1", 8, "replicate", 0.5, 0.25, 0.0, 0.125,
+                                                 api_name="/extend_canvas"),
+        "/layout_variations": lambda: client.predict("seed 1", 8, 3, 7, api_name="/layout_variations"),
+        # No face in a random model's image (the detector is stubbed): the clear refusals are the answers.
+        "/transfer_region": lambda: refusal(lambda: client.predict("seed 1", "seed 2", "mouth", 16,
+                                                                   api_name="/transfer_region")),
+        "/translate_generators": lambda: refusal(lambda: client.predict("seed 1", zoo.DEFAULT_MODEL, 0.5,
+                                                                        api_name="/translate_generators")),
+        "/edit_video": lambda: refusal(lambda: client.predict(handle_file(str(tiny_clip(folder))), 1, 2, "fast",
+                                                              "seed 2", 0, 0, 0, 0, api_name="/edit_video")),
     }
     results, seconds = {}, {}
     for name, call in calls.items():
@@ -145,6 +170,13 @@ def test_every_endpoint_answers_through_gradio_client(tiny, tiny_client):
     for name in ("/style_transfer", "/expression_transfer", "/style_mixing", "/blend", "/panorama"):
         image, downloads, info = results[name]
         assert np.asarray(Image.open(image)).std() > 0 and downloads and "s on cpu" in info, name
+    extended, extend_files, extend_info = results["/extend_canvas"]
+    assert Image.open(extended).size == (32 + 24, 32 + 4) and "replicate" in extend_info  # 8 px cells: 4 px
+    variations, variations_info = results["/layout_variations"]
+    assert len(variations) == 3 and "3 variations" in variations_info
+    assert "no face found in the target" in results["/transfer_region"]
+    assert "fine-tune" in results["/translate_generators"]
+    assert "No frame of the clip shows a face" in results["/edit_video"]
     assert "restored" in results["/import_library"] and "restored" in results["/restore_latent"][1]
     edited, _, edit_info = results["/edit_attributes"]  # instant directions: the tiny model has none stored
     plain = client.predict("seed 3", "", api_name="/edit_attributes")[0]
@@ -162,7 +194,8 @@ def test_every_model_event_shares_one_concurrency_limit(tiny):
     demo = tiny[0]
     heavy = {fn.api_name for fn in demo.fns.values() if fn.concurrency_id == HEAVY}
     assert {"generate", "invert", "morph", "style_transfer", "expression_transfer", "style_mixing", "blend",
-            "panorama", "import_library", "restore_latent", "detect_faces"} <= heavy
+            "panorama", "import_library", "restore_latent", "detect_faces", "extend_canvas",
+            "layout_variations", "transfer_region", "translate_generators", "edit_video"} <= heavy
     assert len({fn.concurrency_limit for fn in demo.fns.values() if fn.concurrency_id == HEAVY}) == 1
 
 

@@ -144,3 +144,59 @@ def test_sketch_tab_draws_a_face(page):
     steps.press("Enter")
     page.screenshot(path=str(ARTIFACTS / "tab-sketch-drawn.png"), full_page=True)
     run_and_check(page, "Make faces", "#sketch-gallery", "sketch")
+
+
+# -- the SOAT and Video tabs ---------------------------------------------------------------------------
+def test_extend_canvas_tab(page):
+    open_tab(page, "Extend canvas")
+    run_and_check(page, "Extend canvas", "#extend-result", "extend-canvas")
+    page.get_by_role("button", name="Layout variations", exact=True).click()
+    page.locator("#variations-gallery img").first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    page.get_by_text("4 variations").wait_for(timeout=RESULT_TIMEOUT_MS)
+    page.screenshot(path=str(ARTIFACTS / "tab-layout-variations.png"), full_page=True)
+
+
+def test_region_transfer_tab_and_the_translation_refusal(page):
+    open_tab(page, "Region transfer")
+    run_and_check(page, "Transfer region", "#region-result", "region-transfer")
+    assert page.locator("#region-mask img").first.is_visible()
+    page.get_by_text("Translate into a second model").click()
+    page.get_by_role("button", name="Translate", exact=True).click()
+    toast = page.locator(".toast-body").first
+    toast.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    assert "second model" in toast.inner_text()  # only one model offline: a clear refusal, not a crash
+    page.screenshot(path=str(ARTIFACTS / "tab-translate-refused.png"), full_page=True)
+    page.locator(".toast-close").first.click()
+    toast.wait_for(state="hidden")
+
+
+@pytest.fixture(scope="module")
+def face_clip(tmp_path_factory):
+    from stylegan_core.editing import video_io
+
+    photo = Image.open(REPO / "examples" / "astronaut.jpg").convert("RGB")
+    frames = [photo.crop((80 + 4 * i, 20, 400 + 4 * i, 340)) for i in range(3)]
+    return video_io.write_clip(frames, tmp_path_factory.mktemp("clip") / "face.mp4", 12)
+
+
+def set_slider(page, elem_id, value):
+    field = page.locator(f"#{elem_id} input[type=number]")
+    field.fill(str(value))
+    field.press("Enter")
+
+
+def test_video_tab(page, face_clip):
+    open_tab(page, "Video")
+    page.locator("#video-clip input[type=file]").set_input_files(str(face_clip))
+    page.locator("#video-clip").get_by_text("face.mp4").wait_for(timeout=60_000)
+    set_slider(page, "video-cap", 1)
+    set_slider(page, "video-age", 2)
+    page.get_by_label("fast").check()
+    page.get_by_role("button", name="Edit video", exact=True).click()
+    video = page.locator("#video-result video").first
+    error_toast = page.locator(".toast-body").first
+    video.or_(error_toast).first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    assert not error_toast.is_visible(), f"video showed an error: {error_toast.inner_text()}"
+    page.get_by_text("1/1 frames").wait_for(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "tab-video.png"), full_page=True)
+    assert page.locator("#video-preview img").first.is_visible()

@@ -285,6 +285,10 @@ def edit_clip(generator: Generator, clip: video_io.Clip, out_path: Path, edit: O
     partial = out_path.with_name(out_path.stem + ".video-only.mp4")
     with video_io.FrameWriter(partial, clip.fps, clip.size) as writer:
         written = render_into_frames(generator, clip.frames, faces, codes, writer, paste, progress, cancel)
+    if written == 0:  # stopped before the first frame was rendered: the writer made no file
+        partial.unlink(missing_ok=True)
+        raise VideoEditError("Stopped before the first frame was finished, so there is no video to show; "
+                             "run again and let it reach the rendering stage.")
     video_io.mux_audio(partial, clip.source, out_path)
     partial.unlink(missing_ok=True)
     stopped = written < len(clip.frames)
