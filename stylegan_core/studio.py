@@ -31,7 +31,8 @@ from .loading import zoo
 from .errors import UserError
 from .images import load_image, tensor_to_pil
 from .latents import Latent, latent_to_bytes
-from .library import CodeLibrary, LibraryError
+from .inversion.paste_back import PhotoLink
+from .library import CodeEntry, CodeLibrary, LibraryError
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class EditResult:
     files: list[str]
     info: str
     added: list[str] = field(default_factory=list)
+    pasted: Optional[Picture] = None  # the picture inside the photo its source code was inverted from
 
 
 @dataclass
@@ -100,6 +102,7 @@ class InvertUpdate:
     result: Optional[Picture] = None
     metrics: Optional[dict] = None
     files: Optional[list] = None
+    pasted: Optional[Picture] = None  # the result inside the original photo (done=True only)
     info: str = ""
     step: int = 0
     total: int = 0
@@ -295,16 +298,36 @@ class Studio:
         path.write_bytes(latent_to_bytes(Latent(ws=ws, model_name=model_name, space=space, name=stem)))
         return str(path)
 
-    def _add_all(self, library: CodeLibrary, items, model_name: str, source: str, info: dict) -> list[str]:
+    def _add_all(self, library: CodeLibrary, items, model_name: str, source: str, info: dict,
+                 photo: Optional[PhotoLink] = None) -> list[str]:
         """Add codes to the library; when it is full the results are still returned, with a note."""
         added = []
         for ws, name, image in items:
             try:
-                added.append(library.add(ws, model_name, source, name, image, info).name)
+                added.append(library.add(ws, model_name, source, name, image, info, photo=photo).name)
             except LibraryError as error:
                 log.info("library: %s", error)
                 break
         return added
+
+    # -- paste-back ------------------------------------------------------------------------
+    @staticmethod
+    def photo_link(library: CodeLibrary, source) -> Optional[PhotoLink]:
+        """The photo a code (a library entry, or its name; 'seed N' has none) was inverted from."""
+        if isinstance(source, CodeEntry):
+            return source.photo
+        name = (source or "").strip() if isinstance(source, str) else ""
+        return library.get(name).photo if name in library else None
+
+    def pasted_for(self, library: CodeLibrary, source, image: Image.Image,
+                   stem: str = "pasted") -> Optional[Picture]:
+        """`image` (made from the code `source`: an entry or its name) shown inside the photo that
+        code was inverted from, written once; None when the code has no photo. Every tab whose
+        result keeps the source's face geometry calls this (the UI shows it behind a toggle)."""
+        link = self.photo_link(library, source)
+        if link is None:
+            return None
+        return self.picture(link.paste(image), f"{stem}_in_photo", f"in {link.source or 'the photo'}")
 
     # -- Generate --------------------------------------------------------------------------
     def generate(self, library: CodeLibrary, model_name: str, seeds_text, psi=codes.DEFAULT_PSI) -> GalleryResult:
@@ -390,16 +413,18 @@ class Studio:
         scores = {name: round(value, 4) if isinstance(value, float) else value
                   for name, value in metrics.photo_metrics(load_image(photo), target, image).items()}
         inverted = self.picture(image, f"{stem}_inverted")
-        files = [aligned.path, inverted.path,
+        link = PhotoLink.from_face(load_image(photo), target, source=stem)
+        pasted = self.picture(link.paste(image), f"{stem}_in_photo", f"in {stem}")
+        files = [aligned.path, inverted.path, pasted.path,
                  self.save_code(result.ws, loaded.name, f"{stem}_{space.replace('+', 'plus')}", space)]
         added = self._add_all(library, [(result.ws, stem, image)], loaded.name, "inverted",
-                              {"metrics": scores, "space": space})
+                              {"metrics": scores, "space": space}, photo=link)
         notes = " ".join(target.warnings)
         info = (f"inverted in {time.perf_counter() - started:.1f} s on {self.device} ({steps} steps, {space})"
                 + (f"; saved to your library as **{added[0]}**" if added else "; your library is full")
                 + (f". {notes}" if notes else ""))
-        yield InvertUpdate(aligned=aligned, result=inverted, metrics=scores, files=files, info=info,
-                           step=steps, total=steps, done=True)
+        yield InvertUpdate(aligned=aligned, result=inverted, metrics=scores, files=files, pasted=pasted,
+                           info=info, step=steps, total=steps, done=True)
 
     # -- Library files ---------------------------------------------------------------------
     def import_codes(self, library: CodeLibrary, model_name: str, path) -> ImportResult:
@@ -427,15 +452,19 @@ class Studio:
 
     # -- Edits -----------------------------------------------------------------------------
     def _result(self, library: CodeLibrary, model_name: str, image: Image.Image, stem: str,
-                clock: Timed, ws: Optional[torch.Tensor] = None, extra: str = "") -> EditResult:
-        """The common return of the single-image edits: the picture, downloads and an info line."""
+                clock: Timed, ws: Optional[torch.Tensor] = None, extra: str = "", source=None) -> EditResult:
+        """The common return of the single-image edits: the picture, downloads and an info line.
+        `source` (the code whose face the result keeps) links the result to that code's photo:
+        the pasted-back picture joins the downloads and a new library entry keeps the link."""
         picture = self.picture(image, stem)
-        files, added = [picture.path], []
+        pasted = self.pasted_for(library, source, image, stem) if source is not None else None
+        files, added = [picture.path] + ([pasted.path] if pasted else []), []
         if ws is not None:
             files.append(self.save_code(ws, model_name, stem))
-            added = self._add_all(library, [(ws, stem, image)], model_name, "edit", {})
+            added = self._add_all(library, [(ws, stem, image)], model_name, "edit", {},
+                                  photo=self.photo_link(library, source) if source is not None else None)
         info = clock.text(self.device) + (f" · added **{added[0]}** to your library" if added else "") + extra
-        return EditResult(picture, files, info, added)
+        return EditResult(picture, files, info, added, pasted)
 
     def morph(self, library: CodeLibrary, model_name: str, first: str, second: str,
               frames=codes.DEFAULT_MORPH_FRAMES, spherical: bool = False, psi=codes.DEFAULT_PSI) -> GalleryResult:
@@ -469,7 +498,7 @@ class Studio:
             ws = edits.crossover_codes(generator, self.resolve_code(content, library, model_name),
                                        self.resolve_code(style, library, model_name), split)
             image = self.render(model_name, ws)
-        return self._result(library, model_name, image, "style_transfer", clock, ws)
+        return self._result(library, model_name, image, "style_transfer", clock, ws, source=content)
 
     def expression_transfer(self, library: CodeLibrary, model_name: str, target: str, with_expression: str,
                             without_expression: str, strength=codes.DEFAULT_EXPRESSION_STRENGTH,
@@ -491,7 +520,7 @@ class Studio:
         extra = ("" if distance is None else
                  f" · identity distance to the target: {distance:.3f} ({'same' if distance < 0.6 else 'another'} "
                  "person by dlib's 0.6 threshold)")
-        return self._result(library, model_name, image, "expression", clock, ws, extra)
+        return self._result(library, model_name, image, "expression", clock, ws, extra, source=target)
 
     def style_mixing(self, library: CodeLibrary, model_name: str, source_seeds, destination_seeds,
                      level: str = codes.DEFAULT_MIXING_LEVEL, psi=codes.DEFAULT_PSI) -> EditResult:
@@ -519,7 +548,7 @@ class Studio:
         with timed() as clock:
             image = feature_blend.feature_blend(generator, ws_a.to(self.device), ws_b.to(self.device),
                                                 _blend_mask(mask), layers=layers, pose_from_a=bool(pose_from_a))
-        return self._result(library, model_name, tensor_to_pil(image), f"blend_{mask.kind}", clock)
+        return self._result(library, model_name, tensor_to_pil(image), f"blend_{mask.kind}", clock, source=first)
 
     def panorama(self, library: CodeLibrary, model_name: str, references: Sequence[str],
                  direction: str = "horizontal", sigma=codes.DEFAULT_SMOOTHING_SIGMA) -> EditResult:

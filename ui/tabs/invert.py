@@ -6,6 +6,7 @@ import gradio as gr
 
 from stylegan_core import codes
 from ui.common import AppContext, file_path
+from ui.results import IN_PHOTO_LABEL, paste_toggle
 
 TITLE, ID = "Invert", "invert"
 LARGEST = "largest face"
@@ -49,6 +50,10 @@ def build(ctx: AppContext) -> None:
             with gr.Row():
                 aligned = gr.Image(label="Aligned crop", elem_id="invert-aligned")
                 inverted = gr.Image(label="Inversion", elem_id="invert-result")
+            in_photo = gr.Checkbox(True, label=IN_PHOTO_LABEL, visible=False, elem_id="invert-in-photo",
+                                   info="the inverted face warped back into your photo")
+            shown = gr.State(None)  # (plain path, pasted path) of the finished inversion
+            paste_toggle(shown, in_photo, inverted)
             metrics = gr.JSON(label="Quality (not the optimised loss)")
             files = gr.File(label="Downloads", file_count="multiple")
             info = gr.Markdown()
@@ -66,14 +71,15 @@ def build(ctx: AppContext) -> None:
                                            steps=step_count, space=latent_space)
         for update in updates:
             if update.done:
-                yield lib, update.aligned.path, update.result.path, update.metrics, update.files, update.info
+                paths = (update.result.path, update.pasted.path if update.pasted else None)
+                yield lib, update.aligned.path, update.result.path, update.metrics, update.files, update.info, paths
             else:
                 progress((update.step, update.total), desc="inverting")
-                shown = gr.skip() if update.preview is None else update.preview
-                yield gr.skip(), update.aligned.path, shown, gr.skip(), gr.skip(), update.info
+                preview_image = gr.skip() if update.preview is None else update.preview
+                yield gr.skip(), update.aligned.path, preview_image, gr.skip(), gr.skip(), update.info, gr.skip()
 
     event = ctx.event(invert_button.click, invert, [photo, faces, steps, space],
-                      [aligned, inverted, metrics, files, info], api_name="invert")
+                      [aligned, inverted, metrics, files, info, shown], api_name="invert")
     stop_button.click(None, None, None, cancels=[event], api_visibility="private")
 
     def restore_latent(lib, upload, model_name):
