@@ -8,6 +8,7 @@ else is a bug, logged with its stack trace by the UI.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import queue
 import re
@@ -25,7 +26,7 @@ import torch
 from PIL import Image
 
 from .inversion import align, metrics
-from . import codes
+from . import codes, examples
 from .editing import edits, feature_blend
 from .loading import zoo
 from .errors import UserError
@@ -167,6 +168,8 @@ class Studio:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._loading: set[str] = set()
+        self._new_library: Optional[CodeLibrary] = None  # the template of a new visitor's library
+        self._new_library_lock = threading.Lock()
 
     # -- models ----------------------------------------------------------------------------
     def model_choices(self) -> list[str]:
@@ -328,6 +331,62 @@ class Studio:
         if link is None:
             return None
         return self.picture(link.paste(image), f"{stem}_in_photo", f"in {link.source or 'the photo'}")
+
+    # -- a new visitor's library ----------------------------------------------------------
+    def new_library(self) -> CodeLibrary:
+        """A new visitor's library: the precomputed codes of the example photos (with their photo
+        links), so every tab can start from real faces. Built once, copied for each visitor."""
+        with self._new_library_lock:
+            if self._new_library is None:
+                template = CodeLibrary()
+                examples.example_codes(template, render=self._example_thumbnail)
+                self._new_library = template
+        return copy.deepcopy(self._new_library)
+
+    def example_or(self, code_name: str, fallback: str) -> str:
+        """`code_name` when the examples ship that code for the default model (so a new visitor's
+        library has it), else `fallback` (e.g. 'seed 1'): a tab's default input."""
+        shipped = {e.code_name: e for e in examples.example_photos() if e.code_path.is_file()}
+        if code_name not in shipped:
+            return fallback
+        try:
+            model = examples.read_codes_file(shipped[code_name].code_path)[0].model_name
+        except UserError:
+            return fallback
+        return code_name if model == self.default_model else fallback
+
+    def example_result(self, library: CodeLibrary, model_name: str, photo,
+                       face_index: Optional[int]) -> Optional[EditResult]:
+        """The shipped inversion of an example photo (matched by file name and face), rendered and
+        pasted back into the photo at once; None for any other photo (or a code of another model).
+        A visitor who deleted the example's code gets it back in the library."""
+        name = Path(str(photo)).name
+        example = next((e for e in examples.example_photos() if e.path.name == name
+                        and e.face_index == face_index and e.code_path.is_file()), None)
+        if example is None:
+            return None
+        if example.code_name not in library:
+            examples.example_codes(library, render=self._example_thumbnail)
+        entry = library.get(example.code_name) if example.code_name in library else None
+        if entry is None or entry.model_name != model_name:
+            return None
+        with timed() as clock:
+            image = self.render(model_name, entry.ws)
+        picture = self.picture(image, example.code_name)
+        pasted = self.pasted_for(library, entry, image, example.code_name)
+        info = (f"**{entry.name}** is in your library: {examples.PRECOMPUTED_NOTE} (shown in "
+                f"{clock.text(self.device)}). Press **Invert** to run the inversion yourself.")
+        return EditResult(picture, [picture.path] + ([pasted.path] if pasted else []), info, [], pasted)
+
+    def _example_thumbnail(self, ws: torch.Tensor, model_name: str) -> Optional[Image.Image]:
+        """A thumbnail of an example code, rendered only by the default (or an already loaded) model."""
+        if model_name != self.default_model and model_name not in self._models:
+            return None
+        try:
+            return self.render(model_name, ws) if codes.fits(self.generator(model_name), ws) else None
+        except UserError as error:
+            log.info("no thumbnails for the example codes: %s", error)
+            return None
 
     # -- Generate --------------------------------------------------------------------------
     def generate(self, library: CodeLibrary, model_name: str, seeds_text, psi=codes.DEFAULT_PSI) -> GalleryResult:

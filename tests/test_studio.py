@@ -214,3 +214,13 @@ def test_edits_of_a_code_with_a_photo_are_pasted_into_that_photo(studio, library
     assert np.abs(pasted[:, :20] - 200).max() <= 1  # the photo outside the face is kept
     assert library.get(result.added[0]).photo is library.get("me").photo  # the edit keeps the link
     assert studio.style_transfer(library, MODEL, "seed 1", "seed 2", 8).pasted is None  # seeds have no photo
+
+
+def test_a_new_library_holds_the_example_codes_with_their_photos(studio):
+    first, second = studio.new_library(), studio.new_library()
+    assert "astronaut" in first and first.get("astronaut").photo is not None
+    assert first.get("astronaut").source == "example"
+    first.delete("astronaut")
+    assert "astronaut" in second  # each visitor has their own copy
+    assert studio.example_or("astronaut", "seed 1") == "seed 1"  # the examples are of another model
+    assert studio.example_result(first, MODEL, "astronaut.jpg", 0) is None

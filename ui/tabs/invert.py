@@ -4,7 +4,7 @@ from typing import Optional
 
 import gradio as gr
 
-from stylegan_core import codes
+from stylegan_core import codes, examples
 from ui.common import AppContext, file_path
 from ui.results import IN_PHOTO_LABEL, paste_toggle
 
@@ -46,6 +46,11 @@ def build(ctx: AppContext) -> None:
                 invert_button = gr.Button("Invert", variant="primary")
                 stop_button = gr.Button("Stop")
             latent_upload = gr.File(label="…or restore a saved latent (.npz)", file_types=[".npz"])
+            example_list = examples.example_photos()
+            if example_list:
+                gr.Examples([[str(e.path), face_labels(e.face_index + 1)[e.face_index]] for e in example_list],
+                            [photo, faces], label="Example photos (public domain): a click shows their "
+                            "precomputed inversion; Invert runs it again", example_labels=[e.caption for e in example_list])
         with gr.Column():
             with gr.Row():
                 aligned = gr.Image(label="Aligned crop", elem_id="invert-aligned")
@@ -58,13 +63,31 @@ def build(ctx: AppContext) -> None:
             files = gr.File(label="Downloads", file_count="multiple")
             info = gr.Markdown()
 
-    def detect_faces(photo_path):
+    def detect_faces(photo_path, chosen=None):
         found = ctx.studio.find_faces(file_path(photo_path))
         labels = face_labels(found.count)
-        return gr.update(choices=labels, value=labels[0]), found.preview
+        index = face_index(chosen)  # an example's face stays chosen
+        keep = index is not None and index < found.count
+        return gr.update(choices=labels, value=labels[index] if keep else labels[0]), found.preview
 
-    ctx.event(photo.upload, detect_faces, [photo], [faces, preview], api_name="detect_faces",
+    # For API callers; the page detects faces in show_example, on every change of the photo.
+    ctx.event(gr.Button(visible=False).click, detect_faces, [photo], [faces, preview], api_name="detect_faces",
               library=False, with_model=False)
+
+    def show_example(lib, photo_path, face, model_name):
+        """A new photo's faces; for an example photo also its precomputed inversion, shown (and
+        pasted back) at once."""
+        if photo_path is None:
+            return lib, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        menu, found = detect_faces(photo_path, face)
+        result = ctx.studio.example_result(lib, model_name, file_path(photo_path), face_index(face))
+        if result is None:
+            return lib, menu, found, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        paths = (result.picture.path, result.pasted.path if result.pasted else None)
+        return lib, menu, found, None, result.picture.path, result.files, result.info, paths
+
+    ctx.event(photo.change, show_example, [photo, faces], [faces, preview, aligned, inverted, files, info, shown],
+              api_name="show_example", api_visibility="private")
 
     def invert(lib, photo_path, face, step_count, latent_space, model_name, progress=gr.Progress()):
         updates = ctx.studio.invert_stream(lib, model_name, file_path(photo_path), face_index(face),
