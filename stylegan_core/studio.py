@@ -445,7 +445,8 @@ class Studio:
         try:
             return align.align_face(image, resolution, face_index=face_index)
         except align.NoFaceError as error:
-            raise StudioError(f"{error} (pick the whole image in the Face menu to do that)") from error
+            raise StudioError(f"no face found. {error} To do that, pick 'whole image (no alignment)' in "
+                              "the Face menu.") from error
 
     def invert_stream(self, library: CodeLibrary, model_name: str, photo, face_index: Optional[int] = 0,
                       steps=codes.DEFAULT_INVERT_STEPS, space: str = codes.DEFAULT_SPACE,
@@ -463,27 +464,27 @@ class Studio:
         started = time.perf_counter()
         target = self.align_photo(photo, face_index, loaded.generator.resolution)
         stem = Path(str(photo)).stem if isinstance(photo, (str, Path)) else "photo"
+        stem += f"-face{face_index + 1}" if face_index else ""  # the code is named after its face
         aligned = self.picture(target.image, f"{stem}_aligned")
         yield InvertUpdate(aligned=aligned, info="aligned; starting the projection", total=steps)
+        original = load_image(photo)
+        descriptor = _photo_descriptor(original, target)
         options = projector.ProjectorOptions(steps=steps, space=space)
-        result = yield from _project_in_worker(loaded.generator, aligned, options, cancel)
+        result = yield from _project_in_worker(loaded.generator, aligned, options, cancel, descriptor)
         image = _as_pil(result.image)
-        # Four decimals are more than these metrics resolve, and they keep the UI's table readable.
-        scores = {name: round(value, 4) if isinstance(value, float) else value
-                  for name, value in metrics.photo_metrics(load_image(photo), target, image).items()}
         inverted = self.picture(image, f"{stem}_inverted")
-        link = PhotoLink.from_face(load_image(photo), target, source=stem)
+        link = PhotoLink.from_face(original, target, source=stem)
         pasted = self.picture(link.paste(image), f"{stem}_in_photo", f"in {stem}")
+        # Four decimals are more than these metrics resolve, and they keep the UI's table readable.
+        scores = {name: round(value, 4) if isinstance(value, float) else value for name, value in
+                  metrics.photo_metrics(original, target, image, pasted.image, descriptor).items()}
         files = [aligned.path, inverted.path, pasted.path,
                  self.save_code(result.ws, loaded.name, f"{stem}_{space.replace('+', 'plus')}", space)]
         added = self._add_all(library, [(result.ws, stem, image)], loaded.name, "inverted",
-                              {"metrics": scores, "space": space}, photo=link)
-        notes = " ".join(target.warnings)
-        info = (f"inverted in {time.perf_counter() - started:.1f} s on {self.device} ({steps} steps, {space})"
-                + (f"; saved to your library as **{added[0]}**" if added else "; your library is full")
-                + (f". {notes}" if notes else ""))
+                              {"metrics": scores, "space": space, "steps": result.steps_run}, photo=link)
         yield InvertUpdate(aligned=aligned, result=inverted, metrics=scores, files=files, pasted=pasted,
-                           info=info, step=steps, total=steps, done=True)
+                           info=_invert_info(result, added, target, time.perf_counter() - started, self.device),
+                           step=result.steps_run, total=steps, done=True)
 
     # -- Library files ---------------------------------------------------------------------
     def import_codes(self, library: CodeLibrary, model_name: str, path) -> ImportResult:
@@ -628,17 +629,53 @@ class Studio:
         return self._result(library, model_name, tensor_to_pil(image), f"panorama_{len(refs)}", clock)
 
 
-def _project_in_worker(generator, aligned: Picture, options, cancel: Optional[threading.Event]):
-    """Run the projector in a thread, yielding its progress as InvertUpdates; returns its result."""
+def _photo_descriptor(photo: Image.Image, face: "align.AlignedFace") -> Optional[np.ndarray]:
+    """The identity descriptor of the chosen face in the photo (None when it has none to judge by)."""
+    try:
+        if face.face_box is not None:
+            return metrics.face_descriptor_at(photo, face.face_box)
+        return metrics.face_descriptor(photo)
+    except (UserError, OSError) as error:  # the face models are missing: progress shows no likeness
+        log.info("no identity descriptor for the progress line: %s", error)
+        return None
+
+
+def _invert_info(result, added: list[str], target, seconds: float, device) -> str:
+    """The final line of an inversion: how it ended, where the code went, alignment notes."""
+    saved = f"your library as **{added[0]}**" if added else "the downloads only: your library is full"
+    if result.stopped == "cancelled":
+        head = f"stopped at step {result.steps_run} — the code so far is in {saved}"
+    else:
+        head = f"inverted in {seconds:.1f} s on {device} ({result.steps_run} steps, {result.space}); saved in {saved}"
+    notes = " ".join(target.warnings)
+    return head + (f". {notes}" if notes else "")
+
+
+def _progress_line(step: int, total: int, seconds: float, distance: Optional[float]) -> str:
+    """'step 20/80 · about 45 s left · looks like the photo: yes (identity distance 0.52)'."""
+    line = f"step {step}/{total} · about {seconds / max(step, 1) * (total - step):.0f} s left"
+    if distance is not None:
+        looks = "yes" if distance < metrics.SAME_PERSON_THRESHOLD else "not yet"
+        line += f" · looks like the photo: {looks} (identity distance {distance:.2f}; below 0.6 = same person)"
+    return line
+
+
+def _project_in_worker(generator, aligned: Picture, options, cancel: Optional[threading.Event],
+                       descriptor: Optional[np.ndarray] = None):
+    """Run the projector in a thread, yielding its progress as InvertUpdates (with an ETA, and on
+    previews the identity distance to the photo's face); returns its result."""
     from .inversion import projector
 
     cancel = cancel or threading.Event()
     updates: "queue.Queue" = queue.Queue()
+    started, last_distance = time.perf_counter(), [None]
 
     def report(step, total, preview, loss):
-        updates.put(InvertUpdate(aligned=aligned, step=step, total=total,
-                                 preview=None if preview is None else _as_pil(preview),
-                                 info=f"step {step}/{total} · loss {loss:.4f}"))
+        image = None if preview is None else _as_pil(preview)
+        if image is not None and descriptor is not None:
+            last_distance[0] = metrics.identity_distance(None, image, descriptor)
+        updates.put(InvertUpdate(aligned=aligned, step=step, total=total, preview=image,
+                                 info=_progress_line(step, total, time.perf_counter() - started, last_distance[0])))
 
     def work():
         try:
@@ -686,14 +723,18 @@ def _draw_faces(image: Image.Image, faces) -> Image.Image:
     """A copy of the photo with each detected face boxed and numbered from 1, largest first."""
     from PIL import ImageDraw, ImageFont
 
-    preview = image.copy()
+    preview = image.convert("RGB")
     preview.thumbnail((768, 768))
     scale = preview.width / image.width
     draw = ImageDraw.Draw(preview)
-    font = ImageFont.load_default(size=max(16, preview.width // 24))
+    # Labels large enough to read when the page shows the preview at a third of its size.
+    font = ImageFont.load_default(size=max(28, max(preview.size) // 10))
     for number, face in enumerate(faces, start=1):
         box = [face.left * scale, face.top * scale, face.right * scale, face.bottom * scale]
-        draw.rectangle(box, outline=(255, 80, 0), width=3)
-        draw.text((box[0] + 4, box[1] + 2), str(number), fill=(255, 80, 0), font=font,
-                  stroke_width=2, stroke_fill=(0, 0, 0))
+        draw.rectangle(box, outline=(255, 80, 0), width=4)
+        label = f"face {number}"
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font, stroke_width=3)
+        x = min(max(0, box[0]), preview.width - right)
+        y = box[1] - bottom - 4 if box[1] - bottom - 4 >= 0 else box[3] + 4
+        draw.text((x, y), label, fill=(255, 255, 255), font=font, stroke_width=3, stroke_fill=(255, 80, 0))
     return preview

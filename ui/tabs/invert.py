@@ -1,21 +1,25 @@
 """Invert: find the code of a face photo (Image2StyleGAN projection), with previews while it runs."""
 import re
+import threading
 from typing import Optional
 
 import gradio as gr
 
 from stylegan_core import codes, examples
-from ui.common import AppContext, file_path
+from ui.common import AppContext, file_path, to_gradio_error
 from ui.results import IN_PHOTO_LABEL, paste_toggle
 
 TITLE, ID = "Invert", "invert"
 LARGEST = "largest face"
 WHOLE_IMAGE = "whole image (no alignment)"
+NO_FACE = "no face found: choose the whole image, or another photo"
+STOPS: dict[str, threading.Event] = {}  # the Stop flag of each browser session's running inversion
 
 
 def face_labels(count: int) -> list[str]:
-    """The Face menu for a photo with `count` faces, numbered from 1 like the preview."""
-    return [f"face {i + 1}" + (" (largest)" if i == 0 else "") for i in range(count)] + [WHOLE_IMAGE]
+    """The Face menu for a photo with `count` faces, numbered from 1 like the preview. Without a
+    face it says so first: the whole image is a choice the user makes, never a silent fallback."""
+    return ([f"face {i + 1}" + (" (largest)" if i == 0 else "") for i in range(count)] or [NO_FACE]) + [WHOLE_IMAGE]
 
 
 def face_index(label: Optional[str]) -> Optional[int]:
@@ -89,21 +93,51 @@ def build(ctx: AppContext) -> None:
     ctx.event(photo.change, show_example, [photo, faces], [faces, preview, aligned, inverted, files, info, shown],
               api_name="show_example", api_visibility="private")
 
-    def invert(lib, photo_path, face, step_count, latent_space, model_name, progress=gr.Progress()):
+    def invert(lib, photo_path, face, step_count, latent_space, model_name, request: gr.Request,
+               progress=gr.Progress()):
+        """Every panel shows one run: the old result, metrics and downloads go once the new photo is
+        aligned; an error keeps what is on screen (and says so); Stop keeps the code so far."""
+        stop = STOPS[request.session_hash] = threading.Event()
         updates = ctx.studio.invert_stream(lib, model_name, file_path(photo_path), face_index(face),
-                                           steps=step_count, space=latent_space)
-        for update in updates:
-            if update.done:
-                paths = (update.result.path, update.pasted.path if update.pasted else None)
-                yield lib, update.aligned.path, update.result.path, update.metrics, update.files, update.info, paths
-            else:
+                                           steps=step_count, space=latent_space, cancel=stop)
+        first = True
+        try:
+            for update in updates:
+                if update.done:
+                    paths = (update.result.path, update.pasted.path if update.pasted else None)
+                    yield lib, update.aligned.path, update.result.path, update.metrics, update.files, update.info, paths
+                    continue
                 progress((update.step, update.total), desc="inverting")
-                preview_image = gr.skip() if update.preview is None else update.preview
-                yield gr.skip(), update.aligned.path, preview_image, gr.skip(), gr.skip(), update.info, gr.skip()
+                cleared = None if first else gr.skip()  # a new run: nothing of the last one stays
+                preview_image = cleared if update.preview is None else update.preview
+                yield gr.skip(), update.aligned.path, preview_image, cleared, cleared, update.info, cleared
+                first = False
+        finally:
+            STOPS.pop(request.session_hash, None)
 
-    event = ctx.event(invert_button.click, invert, [photo, faces, steps, space],
-                      [aligned, inverted, metrics, files, info, shown], api_name="invert")
-    stop_button.click(None, None, None, cancels=[event], api_visibility="private")
+    def invert_on_page(lib, photo_path, face, step_count, latent_space, model_name, request: gr.Request,
+                       progress=gr.Progress()):
+        """The page's Invert: an error becomes a warning and a line, so the panels keep the last
+        good run instead of an error stamp each (API callers get the error raised, from /invert)."""
+        try:
+            yield from invert(lib, photo_path, face, step_count, latent_space, model_name, request, progress)
+        except Exception as error:  # noqa: BLE001 - the error boundary, as a warning
+            message = str(to_gradio_error(error, "invert").message)
+            gr.Warning(message)
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"**Not inverted:** {message}", gr.skip()
+
+    outputs = [aligned, inverted, metrics, files, info, shown]
+    ctx.event(invert_button.click, invert_on_page, [photo, faces, steps, space], outputs,
+              api_name="invert_on_page", api_visibility="private")
+    ctx.event(gr.Button(visible=False).click, invert, [photo, faces, steps, space], outputs, api_name="invert")
+
+    def stop_inversion(request: gr.Request):
+        """Stop after the current step; the inversion then finishes with the best code so far."""
+        stop = STOPS.get(request.session_hash)
+        if stop is not None:
+            stop.set()
+
+    stop_button.click(stop_inversion, None, None, queue=False, api_visibility="private")
 
     def restore_latent(lib, upload, model_name):
         result = ctx.studio.import_codes(lib, model_name, file_path(upload))
