@@ -250,6 +250,8 @@ class Studio:
         seed = codes.seed_of(reference)
         if seed is not None and reference not in library:
             return self.seed_code(model_name, seed, psi)
+        if reference not in library and reference in self.example_names():
+            examples.example_codes(library, render=self._example_thumbnail)  # the tabs' defaults always work
         try:
             entry = library.get(reference)
         except LibraryError as error:
@@ -342,6 +344,11 @@ class Studio:
                 examples.example_codes(template, render=self._example_thumbnail)
                 self._new_library = template
         return copy.deepcopy(self._new_library)
+
+    @staticmethod
+    def example_names() -> set[str]:
+        """The names of the shipped example codes."""
+        return {e.code_name for e in examples.example_photos() if e.code_path.is_file()}
 
     def example_or(self, code_name: str, fallback: str) -> str:
         """`code_name` when the examples ship that code for the default model (so a new visitor's

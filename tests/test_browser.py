@@ -1,5 +1,6 @@
 """Every tab driven in headless Chromium (Debian's chromium through Playwright), checked by screenshot."""
 import io
+import re
 import shutil
 from pathlib import Path
 
@@ -59,7 +60,10 @@ def test_generate_tab(page):
 
 def test_invert_tab(page):
     open_tab(page, "Invert")
-    page.locator("#invert-photo input[type=file]").set_input_files(str(REPO / "examples" / "astronaut.jpg"))
+    # A copy under another name: an example photo would show its precomputed inversion at once.
+    portrait = ARTIFACTS / "portrait.jpg"
+    shutil.copy(REPO / "examples" / "astronaut.jpg", portrait)
+    page.locator("#invert-photo input[type=file]").set_input_files(str(portrait))
     # The upload finishes when the face preview shows; clicking Invert before that would send no photo.
     page.locator("#invert-preview img").first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
     steps = page.locator("#invert-steps input[type=number]")
@@ -68,6 +72,22 @@ def test_invert_tab(page):
     run_and_check(page, "Invert", "#invert-result", "invert")  # the first preview
     page.get_by_text("psnr").first.wait_for(timeout=RESULT_TIMEOUT_MS)
     page.screenshot(path=str(ARTIFACTS / "tab-invert-done.png"), full_page=True)
+
+
+def test_invert_stop_keeps_the_code_and_says_so(page):
+    """A second run on the same page: Stop during it says where the code went, and the panels
+    show that run (the progress line has an ETA, not a raw loss)."""
+    open_tab(page, "Invert")
+    steps = page.locator("#invert-steps input[type=number]")
+    steps.fill("200")
+    steps.press("Enter")
+    page.get_by_role("button", name="Invert", exact=True).click()
+    page.get_by_text("s left").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert page.get_by_text(re.compile(r"loss [0-9]")).count() == 0
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_text("the code so far is in your library").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    page.locator("#invert-result img").first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    page.screenshot(path=str(ARTIFACTS / "invert-stopped.png"), full_page=True)
 
 
 @pytest.mark.parametrize("tab, button, selector", [
@@ -125,3 +145,15 @@ def test_first_five_minutes_example_edit_reload(app_server):
         other.get_by_text("astronaut (example)").first.wait_for(timeout=60_000)
         assert other.get_by_text("style_transfer (edit)").count() == 0
         browser.close()
+
+
+@pytest.mark.parametrize("tab", ["Generate", "Invert", "Morph", "Style transfer", "Expression transfer",
+                                 "Style mixing", "Blend", "Panorama", "Library"])
+def test_screenshot_of_every_tab_for_the_docs(page, tab):
+    """docs/screenshot-<tab>.png: each tab as the tests above left it (look at them after a change)."""
+    open_tab(page, tab)
+    page.wait_for_timeout(500)
+    path = REPO / "docs" / f"screenshot-{tab.lower().replace(' ', '-')}.png"
+    path.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    assert Image.open(path).size[0] == 1400

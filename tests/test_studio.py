@@ -224,3 +224,10 @@ def test_a_new_library_holds_the_example_codes_with_their_photos(studio):
     assert "astronaut" in second  # each visitor has their own copy
     assert studio.example_or("astronaut", "seed 1") == "seed 1"  # the examples are of another model
     assert studio.example_result(first, MODEL, "astronaut.jpg", 0) is None
+
+
+def test_an_example_name_is_found_even_after_it_was_deleted(studio, library):
+    library.add(studio.seed_code(MODEL, 1), MODEL, "seed", "mine")
+    with pytest.raises(StudioError, match="belongs to model"):  # restored from the examples, of another model
+        studio.resolve_code("astronaut", library, MODEL)
+    assert "astronaut" in library and "mine" in library

@@ -193,11 +193,13 @@ def keep_across_reloads(ctx: AppContext, demo: gr.Blocks, store: LibraryStore) -
     a fresh library per session, as before."""
     browser_id = gr.BrowserState("", storage_key="stylegan-studio-library")
 
-    def restore(saved_id):
+    def restore(saved_id, made_meanwhile: CodeLibrary):
         kept_id, library = store.open(saved_id)
+        library.merge(made_meanwhile)  # codes made while the page was still loading are kept too
         return library, kept_id
 
-    ctx._library_events.append(demo.load(restore, browser_id, [ctx.library, browser_id], api_visibility="private"))
+    ctx._library_events.append(demo.load(restore, [browser_id, ctx.library], [ctx.library, browser_id],
+                                         api_visibility="private"))
     ctx._keep = (lambda library, kept_id: store.keep(kept_id, library), browser_id)
 
 
