@@ -111,40 +111,39 @@ def test_library_tab_shows_the_codes_made_above(page):
     page.screenshot(path=str(ARTIFACTS / "tab-library.png"), full_page=True)
 
 
-def test_first_five_minutes_example_edit_reload(app_server):
+def test_first_five_minutes_example_edit_reload(page, app_server):
     """A first visit: click an example photo (its precomputed inversion shows at once, pasted back),
     transfer a style from it (shown inside the photo), reload the page, and find the work again."""
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(app_server.url)
-        open_tab(page, "Invert")
-        page.get_by_text("Eileen Collins (NASA)").first.click()
-        page.locator("#invert-result img").first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
-        page.get_by_text("precomputed").first.wait_for(timeout=RESULT_TIMEOUT_MS)
-        assert page.locator("#invert-in-photo").is_visible()
-        page.screenshot(path=str(ARTIFACTS / "first-minutes-example.png"), full_page=True)
+    browser = page.context.browser
+    visitor = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()  # its own storage
+    visitor.goto(app_server.url)
+    open_tab(visitor, "Invert")
+    visitor.get_by_text("Eileen Collins (NASA)").first.click()
+    visitor.locator("#invert-result img").first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    visitor.get_by_text("precomputed").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert visitor.locator("#invert-in-photo").is_visible()
+    visitor.screenshot(path=str(ARTIFACTS / "first-minutes-example.png"), full_page=True)
 
-        open_tab(page, "Style transfer")
-        run_and_check(page, "Transfer style", "#style-result", "first-minutes-style")
-        assert page.locator("#style-result-in-photo").is_visible()
-        shown = page.locator("#style-result img").first
-        width, height = shown.evaluate("el => [el.naturalWidth, el.naturalHeight]")
-        assert (width, height) == Image.open(REPO / "examples" / "astronaut.jpg").size  # inside the photo
+    open_tab(visitor, "Style transfer")
+    run_and_check(visitor, "Transfer style", "#style-result", "first-minutes-style")
+    assert visitor.locator("#style-result-in-photo").is_visible()
+    shown = visitor.locator("#style-result img").first
+    width, height = shown.evaluate("el => [el.naturalWidth, el.naturalHeight]")
+    assert (width, height) == Image.open(REPO / "examples" / "astronaut.jpg").size  # inside the photo
 
-        page.reload()
-        open_tab(page, "Library")
-        page.get_by_text("style_transfer (edit)").first.wait_for(timeout=60_000)
-        page.get_by_text("astronaut (example)").first.wait_for(timeout=60_000)
-        page.screenshot(path=str(ARTIFACTS / "first-minutes-after-reload.png"), full_page=True)
+    visitor.reload()
+    open_tab(visitor, "Library")
+    visitor.get_by_text("style_transfer (edit)").first.wait_for(timeout=60_000)
+    visitor.get_by_text("astronaut (example)").first.wait_for(timeout=60_000)
+    visitor.screenshot(path=str(ARTIFACTS / "first-minutes-after-reload.png"), full_page=True)
 
-        other = browser.new_context().new_page()  # another visitor (own localStorage) sees none of it
-        other.goto(app_server.url)
-        open_tab(other, "Library")
-        other.get_by_text("astronaut (example)").first.wait_for(timeout=60_000)
-        assert other.get_by_text("style_transfer (edit)").count() == 0
-        browser.close()
+    other = browser.new_context().new_page()  # another visitor sees none of it
+    other.goto(app_server.url)
+    open_tab(other, "Library")
+    other.get_by_text("astronaut (example)").first.wait_for(timeout=60_000)
+    assert other.get_by_text("style_transfer (edit)").count() == 0
+    visitor.context.close()
+    other.context.close()
 
 
 @pytest.mark.parametrize("tab", ["Generate", "Invert", "Morph", "Style transfer", "Expression transfer",
