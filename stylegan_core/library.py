@@ -163,6 +163,20 @@ class CodeLibrary:
                                     {"photo": link_note} if link_note else None, photo=link))
         return entries
 
+    def merge(self, other: "CodeLibrary") -> list[CodeEntry]:
+        """Add the entries of `other` this library does not hold yet (same model and values), as
+        far as there is room; returns the entries added."""
+        added = []
+        for entry in other.entries():
+            if other is self or self.find(entry.ws, entry.model_name) is not None:
+                continue
+            try:
+                added.append(self.add(entry.ws, entry.model_name, entry.source, entry.name, entry.thumbnail,
+                                      entry.info, photo=entry.photo))
+            except LibraryError:
+                break
+        return added
+
     def find(self, ws: torch.Tensor, model_name: str) -> Optional[CodeEntry]:
         """The entry holding exactly this code of this model, if any."""
         ws = ws if ws.dim() == 3 else ws.unsqueeze(0)

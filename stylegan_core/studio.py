@@ -8,6 +8,7 @@ else is a bug, logged with its stack trace by the UI.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import queue
 import re
@@ -25,13 +26,14 @@ import torch
 from PIL import Image
 
 from .inversion import align, metrics
-from . import codes
+from . import codes, examples
 from .editing import edits, feature_blend
 from .loading import zoo
 from .errors import UserError
 from .images import load_image, tensor_to_pil
 from .latents import Latent, latent_to_bytes
-from .library import CodeLibrary, LibraryError
+from .inversion.paste_back import PhotoLink
+from .library import CodeEntry, CodeLibrary, LibraryError
 from .studio_edit import EditingStudio, ImageTransform
 from .studio_soat import SoatStudio
 from .studio_video import VideoStudio
@@ -64,6 +66,7 @@ class EditResult:
     files: list[str]
     info: str
     added: list[str] = field(default_factory=list)
+    pasted: Optional[Picture] = None  # the picture inside the photo its source code was inverted from
 
 
 @dataclass
@@ -103,6 +106,7 @@ class InvertUpdate:
     result: Optional[Picture] = None
     metrics: Optional[dict] = None
     files: Optional[list] = None
+    pasted: Optional[Picture] = None  # the result inside the original photo (done=True only)
     info: str = ""
     step: int = 0
     total: int = 0
@@ -167,6 +171,8 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._loading: set[str] = set()
+        self._new_library: Optional[CodeLibrary] = None  # the template of a new visitor's library
+        self._new_library_lock = threading.Lock()
 
     # -- models ----------------------------------------------------------------------------
     def model_choices(self) -> list[str]:
@@ -247,6 +253,8 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         seed = codes.seed_of(reference)
         if seed is not None and reference not in library:
             return self.seed_code(model_name, seed, psi)
+        if reference not in library and reference in self.example_names():
+            examples.example_codes(library, render=self._example_thumbnail)  # the tabs' defaults always work
         try:
             entry = library.get(reference)
         except LibraryError as error:
@@ -300,16 +308,97 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         path.write_bytes(latent_to_bytes(Latent(ws=ws, model_name=model_name, space=space, name=stem)))
         return str(path)
 
-    def _add_all(self, library: CodeLibrary, items, model_name: str, source: str, info: dict) -> list[str]:
+    def _add_all(self, library: CodeLibrary, items, model_name: str, source: str, info: dict,
+                 photo: Optional[PhotoLink] = None) -> list[str]:
         """Add codes to the library; when it is full the results are still returned, with a note."""
         added = []
         for ws, name, image in items:
             try:
-                added.append(library.add(ws, model_name, source, name, image, info).name)
+                added.append(library.add(ws, model_name, source, name, image, info, photo=photo).name)
             except LibraryError as error:
                 log.info("library: %s", error)
                 break
         return added
+
+    # -- paste-back ------------------------------------------------------------------------
+    @staticmethod
+    def photo_link(library: CodeLibrary, source) -> Optional[PhotoLink]:
+        """The photo a code (a library entry, or its name; 'seed N' has none) was inverted from."""
+        if isinstance(source, CodeEntry):
+            return source.photo
+        name = (source or "").strip() if isinstance(source, str) else ""
+        return library.get(name).photo if name in library else None
+
+    def pasted_for(self, library: CodeLibrary, source, image: Image.Image,
+                   stem: str = "pasted") -> Optional[Picture]:
+        """`image` (made from the code `source`: an entry or its name) shown inside the photo that
+        code was inverted from, written once; None when the code has no photo. Every tab whose
+        result keeps the source's face geometry calls this (the UI shows it behind a toggle)."""
+        link = self.photo_link(library, source)
+        if link is None:
+            return None
+        return self.picture(link.paste(image), f"{stem}_in_photo", f"in {link.source or 'the photo'}")
+
+    # -- a new visitor's library ----------------------------------------------------------
+    def new_library(self) -> CodeLibrary:
+        """A new visitor's library: the precomputed codes of the example photos (with their photo
+        links), so every tab can start from real faces. Built once, copied for each visitor."""
+        with self._new_library_lock:
+            if self._new_library is None:
+                template = CodeLibrary()
+                examples.example_codes(template, render=self._example_thumbnail)
+                self._new_library = template
+        return copy.deepcopy(self._new_library)
+
+    @staticmethod
+    def example_names() -> set[str]:
+        """The names of the shipped example codes."""
+        return {e.code_name for e in examples.example_photos() if e.code_path.is_file()}
+
+    def example_or(self, code_name: str, fallback: str) -> str:
+        """`code_name` when the examples ship that code for the default model (so a new visitor's
+        library has it), else `fallback` (e.g. 'seed 1'): a tab's default input."""
+        shipped = {e.code_name: e for e in examples.example_photos() if e.code_path.is_file()}
+        if code_name not in shipped:
+            return fallback
+        try:
+            model = examples.read_codes_file(shipped[code_name].code_path)[0].model_name
+        except UserError:
+            return fallback
+        return code_name if model == self.default_model else fallback
+
+    def example_result(self, library: CodeLibrary, model_name: str, photo,
+                       face_index: Optional[int]) -> Optional[EditResult]:
+        """The shipped inversion of an example photo (matched by file name and face), rendered and
+        pasted back into the photo at once; None for any other photo (or a code of another model).
+        A visitor who deleted the example's code gets it back in the library."""
+        name = Path(str(photo)).name
+        example = next((e for e in examples.example_photos() if e.path.name == name
+                        and e.face_index == face_index and e.code_path.is_file()), None)
+        if example is None:
+            return None
+        if example.code_name not in library:
+            examples.example_codes(library, render=self._example_thumbnail)
+        entry = library.get(example.code_name) if example.code_name in library else None
+        if entry is None or entry.model_name != model_name:
+            return None
+        with timed() as clock:
+            image = self.render(model_name, entry.ws)
+        picture = self.picture(image, example.code_name)
+        pasted = self.pasted_for(library, entry, image, example.code_name)
+        info = (f"**{entry.name}** is in your library: {examples.PRECOMPUTED_NOTE} (shown in "
+                f"{clock.text(self.device)}). Press **Invert** to run the inversion yourself.")
+        return EditResult(picture, [picture.path] + ([pasted.path] if pasted else []), info, [], pasted)
+
+    def _example_thumbnail(self, ws: torch.Tensor, model_name: str) -> Optional[Image.Image]:
+        """A thumbnail of an example code, rendered only by the default (or an already loaded) model."""
+        if model_name != self.default_model and model_name not in self._models:
+            return None
+        try:
+            return self.render(model_name, ws) if codes.fits(self.generator(model_name), ws) else None
+        except UserError as error:
+            log.info("no thumbnails for the example codes: %s", error)
+            return None
 
     # -- Generate --------------------------------------------------------------------------
     def generate(self, library: CodeLibrary, model_name: str, seeds_text, psi=codes.DEFAULT_PSI,
@@ -370,7 +459,8 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         try:
             return align.align_face(image, resolution, face_index=face_index)
         except align.NoFaceError as error:
-            raise StudioError(f"{error} (pick the whole image in the Face menu to do that)") from error
+            raise StudioError(f"no face found. {error} To do that, pick 'whole image (no alignment)' in "
+                              "the Face menu.") from error
 
     def invert_stream(self, library: CodeLibrary, model_name: str, photo, face_index: Optional[int] = 0,
                       steps=codes.DEFAULT_INVERT_STEPS, space: str = codes.DEFAULT_SPACE,
@@ -390,25 +480,32 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         photo_image = load_image(photo)
         target = self.align_photo(photo_image, face_index, loaded.generator.resolution)
         stem = Path(str(photo)).stem if isinstance(photo, (str, Path)) else "photo"
+        stem += f"-face{face_index + 1}" if face_index else ""  # the code is named after its face
         aligned = self.picture(target.image, f"{stem}_aligned")
         yield InvertUpdate(aligned=aligned, info="aligned; starting the projection", total=steps)
+        original = load_image(photo)
+        descriptor = _photo_descriptor(original, target)
         options = projector.ProjectorOptions(steps=steps, space=space)
-        result = yield from _project_in_worker(loaded.generator, aligned, options, cancel)
+        result = yield from _project_in_worker(loaded.generator, aligned, options, cancel, descriptor)
         image = _as_pil(result.image)
-        # Four decimals are more than these metrics resolve, and they keep the UI's table readable.
-        scores = {name: round(value, 4) if isinstance(value, float) else value
-                  for name, value in metrics.photo_metrics(photo_image, target, image).items()}
+from .inversion.paste_back import PhotoLink
+from .library import CodeEntry, CodeLibrary, LibraryError
+from .studio_edit import EditingStudio, ImageTransform
+from .studio_soat import SoatStudio
+from .studio_video import VideoStudio
         inverted = self.picture(image, f"{stem}_inverted")
-        files = [aligned.path, inverted.path,
+        link = PhotoLink.from_face(original, target, source=stem)
+        pasted = self.picture(link.paste(image), f"{stem}_in_photo", f"in {stem}")
+        # Four decimals are more than these metrics resolve, and they keep the UI's table readable.
+        scores = {name: round(value, 4) if isinstance(value, float) else value for name, value in
+                  metrics.photo_metrics(original, target, image, pasted.image, descriptor).items()}
+        files = [aligned.path, inverted.path, pasted.path,
                  self.save_code(result.ws, loaded.name, f"{stem}_{space.replace('+', 'plus')}", space)]
         added = self._add_all(library, [(result.ws, stem, image)], loaded.name, "inverted",
-                              {"metrics": scores, "space": space})
-        notes = " ".join(target.warnings)
-        info = (f"inverted in {time.perf_counter() - started:.1f} s on {self.device} ({steps} steps, {space})"
-                + (f"; saved to your library as **{added[0]}**" if added else "; your library is full")
-                + (f". {notes}" if notes else ""))
-        yield InvertUpdate(aligned=aligned, result=inverted, metrics=scores, files=files, info=info,
-                           step=steps, total=steps, done=True)
+                              {"metrics": scores, "space": space, "steps": result.steps_run}, photo=link)
+        yield InvertUpdate(aligned=aligned, result=inverted, metrics=scores, files=files, pasted=pasted,
+                           info=_invert_info(result, added, target, time.perf_counter() - started, self.device),
+                           step=result.steps_run, total=steps, done=True)
 
     # -- Library files ---------------------------------------------------------------------
     def import_codes(self, library: CodeLibrary, model_name: str, path) -> ImportResult:
@@ -436,15 +533,19 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
 
     # -- Edits -----------------------------------------------------------------------------
     def _result(self, library: CodeLibrary, model_name: str, image: Image.Image, stem: str,
-                clock: Timed, ws: Optional[torch.Tensor] = None, extra: str = "") -> EditResult:
-        """The common return of the single-image edits: the picture, downloads and an info line."""
+                clock: Timed, ws: Optional[torch.Tensor] = None, extra: str = "", source=None) -> EditResult:
+        """The common return of the single-image edits: the picture, downloads and an info line.
+        `source` (the code whose face the result keeps) links the result to that code's photo:
+        the pasted-back picture joins the downloads and a new library entry keeps the link."""
         picture = self.picture(image, stem)
-        files, added = [picture.path], []
+        pasted = self.pasted_for(library, source, image, stem) if source is not None else None
+        files, added = [picture.path] + ([pasted.path] if pasted else []), []
         if ws is not None:
             files.append(self.save_code(ws, model_name, stem))
-            added = self._add_all(library, [(ws, stem, image)], model_name, "edit", {})
+            added = self._add_all(library, [(ws, stem, image)], model_name, "edit", {},
+                                  photo=self.photo_link(library, source) if source is not None else None)
         info = clock.text(self.device) + (f" · added **{added[0]}** to your library" if added else "") + extra
-        return EditResult(picture, files, info, added)
+        return EditResult(picture, files, info, added, pasted)
 
     def morph(self, library: CodeLibrary, model_name: str, first: str, second: str,
               frames=codes.DEFAULT_MORPH_FRAMES, spherical: bool = False, psi=codes.DEFAULT_PSI) -> GalleryResult:
@@ -478,7 +579,7 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
             ws = edits.crossover_codes(generator, self.resolve_code(content, library, model_name),
                                        self.resolve_code(style, library, model_name), split)
             image = self.render(model_name, ws)
-        return self._result(library, model_name, image, "style_transfer", clock, ws)
+        return self._result(library, model_name, image, "style_transfer", clock, ws, source=content)
 
     def expression_transfer(self, library: CodeLibrary, model_name: str, target: str, with_expression: str,
                             without_expression: str, strength=codes.DEFAULT_EXPRESSION_STRENGTH,
@@ -500,7 +601,7 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         extra = ("" if distance is None else
                  f" · identity distance to the target: {distance:.3f} ({'same' if distance < 0.6 else 'another'} "
                  "person by dlib's 0.6 threshold)")
-        return self._result(library, model_name, image, "expression", clock, ws, extra)
+        return self._result(library, model_name, image, "expression", clock, ws, extra, source=target)
 
     def style_mixing(self, library: CodeLibrary, model_name: str, source_seeds, destination_seeds,
                      level: str = codes.DEFAULT_MIXING_LEVEL, psi=codes.DEFAULT_PSI) -> EditResult:
@@ -528,7 +629,7 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         with timed() as clock:
             image = feature_blend.feature_blend(generator, ws_a.to(self.device), ws_b.to(self.device),
                                                 _blend_mask(mask), layers=layers, pose_from_a=bool(pose_from_a))
-        return self._result(library, model_name, tensor_to_pil(image), f"blend_{mask.kind}", clock)
+        return self._result(library, model_name, tensor_to_pil(image), f"blend_{mask.kind}", clock, source=first)
 
     def panorama(self, library: CodeLibrary, model_name: str, references: Sequence[str],
                  direction: str = "horizontal", sigma=codes.DEFAULT_SMOOTHING_SIGMA) -> EditResult:
@@ -549,17 +650,53 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         return self._result(library, model_name, tensor_to_pil(image), f"panorama_{len(refs)}", clock)
 
 
-def _project_in_worker(generator, aligned: Picture, options, cancel: Optional[threading.Event]):
-    """Run the projector in a thread, yielding its progress as InvertUpdates; returns its result."""
+def _photo_descriptor(photo: Image.Image, face: "align.AlignedFace") -> Optional[np.ndarray]:
+    """The identity descriptor of the chosen face in the photo (None when it has none to judge by)."""
+    try:
+        if face.face_box is not None:
+            return metrics.face_descriptor_at(photo, face.face_box)
+        return metrics.face_descriptor(photo)
+    except (UserError, OSError) as error:  # the face models are missing: progress shows no likeness
+        log.info("no identity descriptor for the progress line: %s", error)
+        return None
+
+
+def _invert_info(result, added: list[str], target, seconds: float, device) -> str:
+    """The final line of an inversion: how it ended, where the code went, alignment notes."""
+    saved = f"your library as **{added[0]}**" if added else "the downloads only: your library is full"
+    if result.stopped == "cancelled":
+        head = f"stopped at step {result.steps_run} — the code so far is in {saved}"
+    else:
+        head = f"inverted in {seconds:.1f} s on {device} ({result.steps_run} steps, {result.space}); saved in {saved}"
+    notes = " ".join(target.warnings)
+    return head + (f". {notes}" if notes else "")
+
+
+def _progress_line(step: int, total: int, seconds: float, distance: Optional[float]) -> str:
+    """'step 20/80 · about 45 s left · looks like the photo: yes (identity distance 0.52)'."""
+    line = f"step {step}/{total} · about {seconds / max(step, 1) * (total - step):.0f} s left"
+    if distance is not None:
+        looks = "yes" if distance < metrics.SAME_PERSON_THRESHOLD else "not yet"
+        line += f" · looks like the photo: {looks} (identity distance {distance:.2f}; below 0.6 = same person)"
+    return line
+
+
+def _project_in_worker(generator, aligned: Picture, options, cancel: Optional[threading.Event],
+                       descriptor: Optional[np.ndarray] = None):
+    """Run the projector in a thread, yielding its progress as InvertUpdates (with an ETA, and on
+    previews the identity distance to the photo's face); returns its result."""
     from .inversion import projector
 
     cancel = cancel or threading.Event()
     updates: "queue.Queue" = queue.Queue()
+    started, last_distance = time.perf_counter(), [None]
 
     def report(step, total, preview, loss):
-        updates.put(InvertUpdate(aligned=aligned, step=step, total=total,
-                                 preview=None if preview is None else _as_pil(preview),
-                                 info=f"step {step}/{total} · loss {loss:.4f}"))
+        image = None if preview is None else _as_pil(preview)
+        if image is not None and descriptor is not None:
+            last_distance[0] = metrics.identity_distance(None, image, descriptor)
+        updates.put(InvertUpdate(aligned=aligned, step=step, total=total, preview=image,
+                                 info=_progress_line(step, total, time.perf_counter() - started, last_distance[0])))
 
     def work():
         try:
@@ -607,14 +744,18 @@ def _draw_faces(image: Image.Image, faces) -> Image.Image:
     """A copy of the photo with each detected face boxed and numbered from 1, largest first."""
     from PIL import ImageDraw, ImageFont
 
-    preview = image.copy()
+    preview = image.convert("RGB")
     preview.thumbnail((768, 768))
     scale = preview.width / image.width
     draw = ImageDraw.Draw(preview)
-    font = ImageFont.load_default(size=max(16, preview.width // 24))
+    # Labels large enough to read when the page shows the preview at a third of its size.
+    font = ImageFont.load_default(size=max(28, max(preview.size) // 10))
     for number, face in enumerate(faces, start=1):
         box = [face.left * scale, face.top * scale, face.right * scale, face.bottom * scale]
-        draw.rectangle(box, outline=(255, 80, 0), width=3)
-        draw.text((box[0] + 4, box[1] + 2), str(number), fill=(255, 80, 0), font=font,
-                  stroke_width=2, stroke_fill=(0, 0, 0))
+        draw.rectangle(box, outline=(255, 80, 0), width=4)
+        label = f"face {number}"
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font, stroke_width=3)
+        x = min(max(0, box[0]), preview.width - right)
+        y = box[1] - bottom - 4 if box[1] - bottom - 4 >= 0 else box[3] + 4
+        draw.text((x, y), label, fill=(255, 255, 255), font=font, stroke_width=3, stroke_fill=(255, 80, 0))
     return preview

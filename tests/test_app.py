@@ -21,6 +21,7 @@ from stylegan_core import codes
 from stylegan_core.loading import zoo
 from stylegan_core.loading.export import save_generator
 from stylegan_core.latents import load_latent
+from stylegan_core.library import CodeLibrary
 from stylegan_core.models.stylegan2 import tiny_stylegan2
 from stylegan_core.studio import Studio
 from ui.common import HEAVY, public_message
@@ -161,7 +162,7 @@ def test_every_endpoint_answers_through_gradio_client(tiny, tiny_client):
     gallery, files, info = results["/generate"]
     assert [item["caption"] for item in gallery] == ["seed 1", "seed 2"] and "on cpu" in info
     assert Image.open(gallery[0]["image"]).size == (32, 32)
-    assert results["/detect_faces"][0]["value"] == "whole image (no alignment)"  # no face in a gradient
+    assert results["/detect_faces"][0]["value"].startswith("no face found")  # no silent whole-image fallback
     aligned, inverted, metrics, invert_files, _ = results["/invert"]
     assert Image.open(inverted).size == (32, 32) and metrics["psnr"] > 0
     assert load_latent(next(f for f in invert_files if f.endswith(".npz"))).space == "w"
@@ -441,3 +442,24 @@ def test_the_readme_scripting_example_runs_as_written(app_server, monkeypatch, c
     exec(example.replace("http://127.0.0.1:7860/", app_server.url), namespace)  # noqa: S102 - our README
     assert namespace["metrics"]["psnr"] > 0 and not_blank(namespace["image"])
     assert "s on cpu" in capsys.readouterr().out
+
+
+def test_stop_keeps_the_code_so_far_and_says_so(tiny, tmp_path):
+    _, studio, _, folder = tiny
+    library, cancel = CodeLibrary(), threading.Event()
+    updates = []
+    for update in studio.invert_stream(library, zoo.CUSTOM_CHECKPOINT, str(tiny_photo(tmp_path)), None, 500, "w",
+                                       cancel=cancel):
+        updates.append(update)
+        if update.step >= 2:
+            cancel.set()  # what the Stop button does
+    final = updates[-1]
+    assert final.done and final.step < 500
+    assert final.info.startswith(f"stopped at step {final.step} — the code so far is in your library as")
+    assert "photo" in library and library.get("photo").photo is not None
+    assert "left" in updates[1].info and "loss" not in updates[1].info  # an ETA, not a raw loss
+
+
+def test_no_face_is_said_and_whole_image_is_a_choice(tiny, tiny_client):
+    with pytest.raises(AppError, match="no face found.*whole image"):
+        tiny_client.predict(handle_file(str(tiny_photo(tiny[3]))), "largest face", 10, "w", api_name="/invert")

@@ -1,5 +1,6 @@
 """Every tab driven in headless Chromium (Debian's chromium through Playwright), checked by screenshot."""
 import io
+import re
 import shutil
 from pathlib import Path
 
@@ -59,7 +60,10 @@ def test_generate_tab(page):
 
 def test_invert_tab(page):
     open_tab(page, "Invert")
-    page.locator("#invert-photo input[type=file]").set_input_files(str(REPO / "examples" / "astronaut.jpg"))
+    # A copy under another name: an example photo would show its precomputed inversion at once.
+    portrait = ARTIFACTS / "portrait.jpg"
+    shutil.copy(REPO / "examples" / "astronaut.jpg", portrait)
+    page.locator("#invert-photo input[type=file]").set_input_files(str(portrait))
     # The upload finishes when the face preview shows; clicking Invert before that would send no photo.
     page.locator("#invert-preview img").first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
     steps = page.locator("#invert-steps input[type=number]")
@@ -68,6 +72,22 @@ def test_invert_tab(page):
     run_and_check(page, "Invert", "#invert-result", "invert")  # the first preview
     page.get_by_text("psnr").first.wait_for(timeout=RESULT_TIMEOUT_MS)
     page.screenshot(path=str(ARTIFACTS / "tab-invert-done.png"), full_page=True)
+
+
+def test_invert_stop_keeps_the_code_and_says_so(page):
+    """A second run on the same page: Stop during it says where the code went, and the panels
+    show that run (the progress line has an ETA, not a raw loss)."""
+    open_tab(page, "Invert")
+    steps = page.locator("#invert-steps input[type=number]")
+    steps.fill("200")
+    steps.press("Enter")
+    page.get_by_role("button", name="Invert", exact=True).click()
+    page.get_by_text("s left").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert page.get_by_text(re.compile(r"loss [0-9]")).count() == 0
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_text("the code so far is in your library").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    page.locator("#invert-result img").first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    page.screenshot(path=str(ARTIFACTS / "invert-stopped.png"), full_page=True)
 
 
 @pytest.mark.parametrize("tab, button, selector", [
@@ -200,3 +220,52 @@ def test_video_tab(page, face_clip):
     page.get_by_text("1/1 frames").wait_for(timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "tab-video.png"), full_page=True)
     assert page.locator("#video-preview img").first.is_visible()
+
+
+def test_first_five_minutes_example_edit_reload(page, app_server):
+    """A first visit: click an example photo (its precomputed inversion shows at once, pasted back),
+    transfer a style from it (shown inside the photo), reload the page, and find the work again."""
+    browser = page.context.browser
+    visitor = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()  # its own storage
+    visitor.goto(app_server.url)
+    open_tab(visitor, "Invert")
+    visitor.get_by_text("Eileen Collins (NASA)").first.click()
+    visitor.locator("#invert-result img").first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    visitor.get_by_text("precomputed").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert visitor.locator("#invert-in-photo").is_visible()
+    visitor.screenshot(path=str(ARTIFACTS / "first-minutes-example.png"), full_page=True)
+
+    open_tab(visitor, "Style transfer")
+    run_and_check(visitor, "Transfer style", "#style-result", "first-minutes-style")
+    assert visitor.locator("#style-result-in-photo").is_visible()
+    shown = visitor.locator("#style-result img").first
+    width, height = shown.evaluate("el => [el.naturalWidth, el.naturalHeight]")
+    assert (width, height) == Image.open(REPO / "examples" / "astronaut.jpg").size  # inside the photo
+
+    visitor.reload()
+    open_tab(visitor, "Library")
+    visitor.get_by_text("style_transfer (edit)").first.wait_for(timeout=60_000)
+    visitor.get_by_text("astronaut (example)").first.wait_for(timeout=60_000)
+    visitor.screenshot(path=str(ARTIFACTS / "first-minutes-after-reload.png"), full_page=True)
+
+    other = browser.new_context().new_page()  # another visitor sees none of it
+    other.goto(app_server.url)
+    open_tab(other, "Library")
+    other.get_by_text("astronaut (example)").first.wait_for(timeout=60_000)
+    assert other.get_by_text("style_transfer (edit)").count() == 0
+    visitor.context.close()
+    other.context.close()
+
+
+@pytest.mark.parametrize("tab", ["Generate", "Invert", "Edit", "Sketch", "Morph", "Style transfer",
+                                 "Expression transfer", "Style mixing", "Blend", "Panorama", "Extend canvas",
+                                 "Region transfer", "Video", "Library"])
+def test_screenshot_of_every_tab_for_the_docs(page, tab):
+    """tests/artifacts/screenshot-<tab>.png: each tab as the tests above left it (look at them after
+    a change; docs/ holds reduced copies for the README)."""
+    open_tab(page, tab)
+    page.wait_for_timeout(500)
+    path = ARTIFACTS / f"screenshot-{tab.lower().replace(' ', '-')}.png"
+    path.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    assert Image.open(path).size[0] == 1400

@@ -84,3 +84,12 @@ def test_sessions_do_not_share_entries():
 def test_empty_export_is_refused():
     with pytest.raises(LibraryError, match="empty"):
         CodeLibrary().export_bytes()
+
+
+def test_merge_adds_only_what_is_new():
+    kept, meanwhile = CodeLibrary(), CodeLibrary()
+    kept.add(torch.zeros(1, 4, 8), "m", "seed", "a")
+    meanwhile.add(torch.zeros(1, 4, 8), "m", "seed", "a")
+    meanwhile.add(torch.ones(1, 4, 8), "m", "edit", "b")
+    assert [e.name for e in kept.merge(meanwhile)] == ["b"] and kept.names() == ["a", "b"]
+    assert kept.merge(kept) == []

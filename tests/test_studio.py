@@ -198,3 +198,36 @@ def test_old_outputs_expire(studio, tmp_path):
     os.utime(path.parent, (old, old))
     studio._last_expiry = 0.0
     assert studio.expire_outputs() >= 1 and not path.exists()
+
+
+def test_edits_of_a_code_with_a_photo_are_pasted_into_that_photo(studio, library):
+    from stylegan_core.inversion.paste_back import PhotoLink
+
+    photo = Image.fromarray(np.full((120, 160, 3), 200, np.uint8))
+    quad = np.array([[40.0, 10.0], [40.0, 110.0], [140.0, 110.0], [140.0, 10.0]])
+    library.add(studio.seed_code(MODEL, 4), MODEL, "inverted", "me", photo=PhotoLink(photo, quad, source="me.png"))
+    result = studio.style_transfer(library, MODEL, "me", "seed 2", 8)
+    assert result.pasted is not None and result.pasted.path in result.files
+    pasted = np.asarray(result.pasted.image, np.float32)
+    assert pasted.shape == (120, 160, 3)
+    assert np.abs(pasted[60, 90] - 200).max() > 1  # the face went in
+    assert np.abs(pasted[:, :20] - 200).max() <= 1  # the photo outside the face is kept
+    assert library.get(result.added[0]).photo is library.get("me").photo  # the edit keeps the link
+    assert studio.style_transfer(library, MODEL, "seed 1", "seed 2", 8).pasted is None  # seeds have no photo
+
+
+def test_a_new_library_holds_the_example_codes_with_their_photos(studio):
+    first, second = studio.new_library(), studio.new_library()
+    assert "astronaut" in first and first.get("astronaut").photo is not None
+    assert first.get("astronaut").source == "example"
+    first.delete("astronaut")
+    assert "astronaut" in second  # each visitor has their own copy
+    assert studio.example_or("astronaut", "seed 1") == "seed 1"  # the examples are of another model
+    assert studio.example_result(first, MODEL, "astronaut.jpg", 0) is None
+
+
+def test_an_example_name_is_found_even_after_it_was_deleted(studio, library):
+    library.add(studio.seed_code(MODEL, 1), MODEL, "seed", "mine")
+    with pytest.raises(StudioError, match="belongs to model"):  # restored from the examples, of another model
+        studio.resolve_code("astronaut", library, MODEL)
+    assert "astronaut" in library and "mine" in library

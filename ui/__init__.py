@@ -9,7 +9,7 @@ How to add a tab (e.g. attribute sliders, Sketch, Video):
        def build(ctx: AppContext) -> None:   # called inside `gr.Tab(TITLE, id=ID)`
            first = ctx.code_picker("From", "seed 1")      # refreshes with the visitor's library
            button = gr.Button("Make video", variant="primary")
-           outputs = edit_outputs("video-result")           # image, downloads, info (ui/results.py)
+           outputs = edit_outputs("video-result")           # image, downloads, info, in-photo (ui/results.py)
 
            def make_video(lib, a, model_name):              # library first, model last
                result = ctx.studio.make_video(lib, model_name, a)   # a typed Studio method

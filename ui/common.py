@@ -15,6 +15,7 @@ import gradio as gr
 
 from stylegan_core.errors import UserError
 from stylegan_core.library import CodeLibrary
+from stylegan_core.sessions import LibraryStore
 from stylegan_core.studio import Picture, Studio
 
 log = logging.getLogger("app")
@@ -118,6 +119,7 @@ class AppContext:
     _library_views: list = field(default_factory=list)  # (outputs, fn(lib) -> updates)
     _library_events: list = field(default_factory=list)
     _model_views: list = field(default_factory=list)  # (output, fn(model_name) -> update)
+    _keep: Optional[tuple] = None  # (fn(lib, browser id), the gr.BrowserState): see keep_across_reloads
 
     def code_picker(self, label: str, value: str, **kwargs) -> gr.Dropdown:
         """A dropdown of library codes plus 'seed N' examples; typing any 'seed N' works too."""
@@ -167,6 +169,9 @@ class AppContext:
 
         for event in self._library_events:
             event.success(refresh, self.library, refresh_outputs, queue=False, api_visibility="private")
+            if self._keep is not None:
+                keep, browser_id = self._keep
+                event.success(keep, [self.library, browser_id], None, queue=False, api_visibility="private")
         if self._model_views:
             model_outputs = [output for output, _ in self._model_views]
 
@@ -178,6 +183,24 @@ class AppContext:
 
             for trigger in (demo.load, self.model.change):
                 trigger(follow, self.model, model_outputs, queue=False, api_visibility="private")
+
+
+def keep_across_reloads(ctx: AppContext, demo: gr.Blocks, store: LibraryStore) -> None:
+    """Give each browser its library back after a reload or a closed tab: the browser keeps a random
+    id in its localStorage, the server keeps the library under it (sessions.LibraryStore: expiry,
+    a cap on visitors, only ids it issued). A new browser starts with `store.new_library()` (the
+    example codes). Call inside the Blocks, before `ctx.finish`. API clients (no page load) keep
+    a fresh library per session, as before."""
+    browser_id = gr.BrowserState("", storage_key="stylegan-studio-library")
+
+    def restore(saved_id, made_meanwhile: CodeLibrary):
+        kept_id, library = store.open(saved_id)
+        library.merge(made_meanwhile)  # codes made while the page was still loading are kept too
+        return library, kept_id
+
+    ctx._library_events.append(demo.load(restore, [browser_id, ctx.library], [ctx.library, browser_id],
+                                         api_visibility="private"))
+    ctx._keep = (lambda library, kept_id: store.keep(kept_id, library), browser_id)
 
 
 def model_bar(studio: Studio, demo: gr.Blocks) -> gr.Dropdown:

@@ -261,8 +261,8 @@ def align_face(image: Image.Image, resolution: int = 1024, face_index: int = 0,
             "roughly frontal face). Use another photo, or use the image as it is (centre crop)."
         )
     if not 0 <= face_index < len(faces):
-        raise AlignError(f"Face {face_index} was asked for, but the image has {len(faces)} face(s) "
-                         f"(numbered 0 to {len(faces) - 1}, largest first).")
+        raise AlignError(f"Face {face_index + 1} was asked for, but the image has {len(faces)} face(s) "
+                         f"(numbered 1 to {len(faces)}, largest first).")
     box = faces[face_index]
     landmarks = face_landmarks(image, box)
     cut_off = _cut_off(landmarks, image.size)
@@ -277,7 +277,7 @@ def align_face(image: Image.Image, resolution: int = 1024, face_index: int = 0,
         notes.append(f"The face is only {face_size:.0f} px across in the photo: the {resolution} px crop is "
                      f"enlarged {resolution / face_size:.0f}x and will look soft, and so will the inversion.")
     if len(faces) > 1:
-        notes.append(f"The image has {len(faces)} faces; using face {face_index} (0 = largest).")
+        notes.append(f"The image has {len(faces)} faces; using face {face_index + 1} (1 = the largest).")
     return AlignedFace(
         image=warp_quad(image, quad, resolution), quad=quad, source_size=image.size, face_box=box,
         landmarks=landmarks, face_index=face_index, num_faces=len(faces), warnings=notes,

@@ -16,7 +16,8 @@ MASKS = ["horizontal", "vertical", "constant", "painted"]
 
 def build(ctx: AppContext) -> None:
     with gr.Row():
-        first, second = ctx.code_picker("A", "seed 1"), ctx.code_picker("B", "seed 2")
+        first = ctx.code_picker("A", ctx.studio.example_or("astronaut", "seed 1"))
+        second = ctx.code_picker("B", ctx.studio.example_or("grace_hopper", "seed 2"))
     with gr.Row():
         mask_kind = gr.Radio(MASKS, value="horizontal", label="Mask")
         alpha = gr.Slider(0, 1, 0.5, step=0.05, label="α (constant mask)")

@@ -12,7 +12,7 @@ def build(ctx: AppContext) -> None:
     gr.Markdown("w2 and w3 are the same person with and without the expression; their difference is "
                 "added to the target person w1.")
     with gr.Row():
-        target = ctx.code_picker("Target person (w1)", "seed 1")
+        target = ctx.code_picker("Target person (w1)", ctx.studio.example_or("astronaut", "seed 1"))
         with_expression = ctx.code_picker("With expression (w2)", "seed 2")
         without_expression = ctx.code_picker("Same person, neutral (w3)", "seed 3")
     with gr.Row():

@@ -1,20 +1,25 @@
 """Invert: find the code of a face photo (Image2StyleGAN projection), with previews while it runs."""
 import re
+import threading
 from typing import Optional
 
 import gradio as gr
 
-from stylegan_core import codes
-from ui.common import AppContext, file_path
+from stylegan_core import codes, examples
+from ui.common import AppContext, file_path, to_gradio_error
+from ui.results import IN_PHOTO_LABEL, paste_toggle
 
 TITLE, ID = "Invert", "invert"
 LARGEST = "largest face"
 WHOLE_IMAGE = "whole image (no alignment)"
+NO_FACE = "no face found: choose the whole image, or another photo"
+STOPS: dict[str, threading.Event] = {}  # the Stop flag of each browser session's running inversion
 
 
 def face_labels(count: int) -> list[str]:
-    """The Face menu for a photo with `count` faces, numbered from 1 like the preview."""
-    return [f"face {i + 1}" + (" (largest)" if i == 0 else "") for i in range(count)] + [WHOLE_IMAGE]
+    """The Face menu for a photo with `count` faces, numbered from 1 like the preview. Without a
+    face it says so first: the whole image is a choice the user makes, never a silent fallback."""
+    return ([f"face {i + 1}" + (" (largest)" if i == 0 else "") for i in range(count)] or [NO_FACE]) + [WHOLE_IMAGE]
 
 
 def face_index(label: Optional[str]) -> Optional[int]:
@@ -45,36 +50,94 @@ def build(ctx: AppContext) -> None:
                 invert_button = gr.Button("Invert", variant="primary")
                 stop_button = gr.Button("Stop")
             latent_upload = gr.File(label="…or restore a saved latent (.npz)", file_types=[".npz"])
+            example_list = examples.example_photos()
+            if example_list:
+                gr.Examples([[str(e.path), face_labels(e.face_index + 1)[e.face_index]] for e in example_list],
+                            [photo, faces], label="Example photos (public domain): a click shows their "
+                            "precomputed inversion; Invert runs it again", example_labels=[e.caption for e in example_list])
         with gr.Column():
             with gr.Row():
                 aligned = gr.Image(label="Aligned crop", elem_id="invert-aligned")
                 inverted = gr.Image(label="Inversion", elem_id="invert-result")
+            in_photo = gr.Checkbox(True, label=IN_PHOTO_LABEL, visible=False, elem_id="invert-in-photo",
+                                   info="the inverted face warped back into your photo")
+            shown = gr.State(None)  # (plain path, pasted path) of the finished inversion
+            paste_toggle(shown, in_photo, inverted)
             metrics = gr.JSON(label="Quality (not the optimised loss)")
             files = gr.File(label="Downloads", file_count="multiple")
             info = gr.Markdown()
 
-    def detect_faces(photo_path):
+    def detect_faces(photo_path, chosen=None):
         found = ctx.studio.find_faces(file_path(photo_path))
         labels = face_labels(found.count)
-        return gr.update(choices=labels, value=labels[0]), found.preview
+        index = face_index(chosen)  # an example's face stays chosen
+        keep = index is not None and index < found.count
+        return gr.update(choices=labels, value=labels[index] if keep else labels[0]), found.preview
 
-    ctx.event(photo.upload, detect_faces, [photo], [faces, preview], api_name="detect_faces",
+    # For API callers; the page detects faces in show_example, on every change of the photo.
+    ctx.event(gr.Button(visible=False).click, detect_faces, [photo], [faces, preview], api_name="detect_faces",
               library=False, with_model=False)
 
-    def invert(lib, photo_path, face, step_count, latent_space, model_name, progress=gr.Progress()):
-        updates = ctx.studio.invert_stream(lib, model_name, file_path(photo_path), face_index(face),
-                                           steps=step_count, space=latent_space)
-        for update in updates:
-            if update.done:
-                yield lib, update.aligned.path, update.result.path, update.metrics, update.files, update.info
-            else:
-                progress((update.step, update.total), desc="inverting")
-                shown = gr.skip() if update.preview is None else update.preview
-                yield gr.skip(), update.aligned.path, shown, gr.skip(), gr.skip(), update.info
+    def show_example(lib, photo_path, face, model_name):
+        """A new photo's faces; for an example photo also its precomputed inversion, shown (and
+        pasted back) at once."""
+        if photo_path is None:
+            return lib, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        menu, found = detect_faces(photo_path, face)
+        result = ctx.studio.example_result(lib, model_name, file_path(photo_path), face_index(face))
+        if result is None:
+            return lib, menu, found, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        paths = (result.picture.path, result.pasted.path if result.pasted else None)
+        return lib, menu, found, None, result.picture.path, result.files, result.info, paths
 
-    event = ctx.event(invert_button.click, invert, [photo, faces, steps, space],
-                      [aligned, inverted, metrics, files, info], api_name="invert")
-    stop_button.click(None, None, None, cancels=[event], api_visibility="private")
+    ctx.event(photo.change, show_example, [photo, faces], [faces, preview, aligned, inverted, files, info, shown],
+              api_name="show_example", api_visibility="private")
+
+    def invert(lib, photo_path, face, step_count, latent_space, model_name, request: gr.Request,
+               progress=gr.Progress()):
+        """Every panel shows one run: the old result, metrics and downloads go once the new photo is
+        aligned; an error keeps what is on screen (and says so); Stop keeps the code so far."""
+        stop = STOPS[request.session_hash] = threading.Event()
+        updates = ctx.studio.invert_stream(lib, model_name, file_path(photo_path), face_index(face),
+                                           steps=step_count, space=latent_space, cancel=stop)
+        first = True
+        try:
+            for update in updates:
+                if update.done:
+                    paths = (update.result.path, update.pasted.path if update.pasted else None)
+                    yield lib, update.aligned.path, update.result.path, update.metrics, update.files, update.info, paths
+                    continue
+                progress((update.step, update.total), desc="inverting")
+                cleared = None if first else gr.skip()  # a new run: nothing of the last one stays
+                preview_image = cleared if update.preview is None else update.preview
+                yield gr.skip(), update.aligned.path, preview_image, cleared, cleared, update.info, cleared
+                first = False
+        finally:
+            STOPS.pop(request.session_hash, None)
+
+    def invert_on_page(lib, photo_path, face, step_count, latent_space, model_name, request: gr.Request,
+                       progress=gr.Progress()):
+        """The page's Invert: an error becomes a warning and a line, so the panels keep the last
+        good run instead of an error stamp each (API callers get the error raised, from /invert)."""
+        try:
+            yield from invert(lib, photo_path, face, step_count, latent_space, model_name, request, progress)
+        except Exception as error:  # noqa: BLE001 - the error boundary, as a warning
+            message = str(to_gradio_error(error, "invert").message)
+            gr.Warning(message)
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"**Not inverted:** {message}", gr.skip()
+
+    outputs = [aligned, inverted, metrics, files, info, shown]
+    ctx.event(invert_button.click, invert_on_page, [photo, faces, steps, space], outputs,
+              api_name="invert_on_page", api_visibility="private")
+    ctx.event(gr.Button(visible=False).click, invert, [photo, faces, steps, space], outputs, api_name="invert")
+
+    def stop_inversion(request: gr.Request):
+        """Stop after the current step; the inversion then finishes with the best code so far."""
+        stop = STOPS.get(request.session_hash)
+        if stop is not None:
+            stop.set()
+
+    stop_button.click(stop_inversion, None, None, queue=False, api_visibility="private")
 
     def restore_latent(lib, upload, model_name):
         result = ctx.studio.import_codes(lib, model_name, file_path(upload))

@@ -10,7 +10,8 @@ LINEAR, SPHERICAL = "linear W+", "spherical Z (seeds only)"
 
 def build(ctx: AppContext) -> None:
     with gr.Row():
-        first, second = ctx.code_picker("From", "seed 1"), ctx.code_picker("To", "seed 2")
+        first = ctx.code_picker("From", ctx.studio.example_or("astronaut", "seed 1"))
+        second = ctx.code_picker("To", ctx.studio.example_or("grace_hopper", "seed 2"))
         frames = gr.Slider(*codes.MORPH_FRAMES, codes.DEFAULT_MORPH_FRAMES, step=1, label="Frames")
         mode = gr.Radio([LINEAR, SPHERICAL], value=LINEAR, label="Interpolation")
     button = gr.Button("Morph", variant="primary")
