@@ -483,16 +483,11 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         stem += f"-face{face_index + 1}" if face_index else ""  # the code is named after its face
         aligned = self.picture(target.image, f"{stem}_aligned")
         yield InvertUpdate(aligned=aligned, info="aligned; starting the projection", total=steps)
-        original = load_image(photo)
+        original = photo_image
         descriptor = _photo_descriptor(original, target)
         options = projector.ProjectorOptions(steps=steps, space=space)
         result = yield from _project_in_worker(loaded.generator, aligned, options, cancel, descriptor)
         image = _as_pil(result.image)
-from .inversion.paste_back import PhotoLink
-from .library import CodeEntry, CodeLibrary, LibraryError
-from .studio_edit import EditingStudio, ImageTransform
-from .studio_soat import SoatStudio
-from .studio_video import VideoStudio
         inverted = self.picture(image, f"{stem}_inverted")
         link = PhotoLink.from_face(original, target, source=stem)
         pasted = self.picture(link.paste(image), f"{stem}_in_photo", f"in {stem}")
