@@ -93,7 +93,7 @@ def test_invert_stop_keeps_the_code_and_says_so(page):
 @pytest.mark.parametrize("tab, button, selector", [
     ("Morph", "Morph", "#morph-gallery"),
     ("Style transfer", "Transfer style", "#style-result"),
-    ("Expression transfer", "Transfer expression", "#expression-result"),
+    ("Expression", "Transfer expression", "#expression-result"),
     ("Style mixing", "Mix", "#mixing-result"),
     ("Blend", "Blend", "#blend-result"),
     ("Panorama", "Grow panorama", "#panorama-result"),
@@ -168,7 +168,7 @@ def test_sketch_tab_draws_a_face(page):
 
 # -- the SOAT and Video tabs ---------------------------------------------------------------------------
 def test_extend_canvas_tab(page):
-    open_tab(page, "Extend canvas")
+    open_tab(page, "Extend")
     run_and_check(page, "Extend canvas", "#extend-result", "extend-canvas")
     page.get_by_role("button", name="Layout variations", exact=True).click()
     page.locator("#variations-gallery img").first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
@@ -177,7 +177,7 @@ def test_extend_canvas_tab(page):
 
 
 def test_region_transfer_tab_and_the_translation_refusal(page):
-    open_tab(page, "Region transfer")
+    open_tab(page, "Regions")
     run_and_check(page, "Transfer region", "#region-result", "region-transfer")
     assert page.locator("#region-mask img").first.is_visible()
     page.get_by_text("Translate into a second model").click()
@@ -258,8 +258,8 @@ def test_first_five_minutes_example_edit_reload(page, app_server):
 
 
 @pytest.mark.parametrize("tab", ["Generate", "Invert", "Edit", "Sketch", "Morph", "Style transfer",
-                                 "Expression transfer", "Style mixing", "Blend", "Panorama", "Extend canvas",
-                                 "Region transfer", "Video", "Library"])
+                                 "Expression", "Style mixing", "Blend", "Panorama", "Extend",
+                                 "Regions", "Video", "Library"])
 def test_screenshot_of_every_tab_for_the_docs(page, tab):
     """tests/artifacts/screenshot-<tab>.png: each tab as the tests above left it (look at them after
     a change; docs/ holds reduced copies for the README)."""

@@ -5,7 +5,7 @@ from stylegan_core import codes
 from ui.common import AppContext
 from ui.results import edit_outputs, show_edit
 
-TITLE, ID = "Expression transfer", "expression"
+TITLE, ID = "Expression", "expression"
 
 
 def build(ctx: AppContext) -> None:

@@ -6,7 +6,7 @@ from stylegan_core.editing import spatial
 from ui.common import AppContext, gallery_value
 from ui.results import edit_outputs, show_edit
 
-TITLE, ID = "Extend canvas", "extend-canvas"
+TITLE, ID = "Extend", "extend-canvas"
 
 
 def resolution_choices(ctx: AppContext, model_name: str) -> dict:

@@ -6,7 +6,7 @@ from stylegan_core.editing import region_transfer
 from ui.common import AppContext
 from ui.results import edit_outputs, show_edit
 
-TITLE, ID = "Region transfer", "region-transfer"
+TITLE, ID = "Regions", "region-transfer"
 
 
 def build(ctx: AppContext) -> None:
