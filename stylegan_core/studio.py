@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import queue
 import re
 import shutil
 import tempfile
@@ -37,6 +36,7 @@ from .library import CodeEntry, CodeLibrary, LibraryError
 from .studio_edit import EditingStudio, ImageTransform
 from .studio_soat import SoatStudio
 from .studio_video import VideoStudio
+from .worker import stream_from_worker
 
 log = logging.getLogger(__name__)
 
@@ -683,36 +683,18 @@ def _project_in_worker(generator, aligned: Picture, options, cancel: Optional[th
     from .inversion import projector
 
     cancel = cancel or threading.Event()
-    updates: "queue.Queue" = queue.Queue()
     started, last_distance = time.perf_counter(), [None]
 
-    def report(step, total, preview, loss):
-        image = None if preview is None else _as_pil(preview)
-        if image is not None and descriptor is not None:
-            last_distance[0] = metrics.identity_distance(None, image, descriptor)
-        updates.put(InvertUpdate(aligned=aligned, step=step, total=total, preview=image,
-                                 info=_progress_line(step, total, time.perf_counter() - started, last_distance[0])))
+    def task(emit):
+        def report(step, total, preview, loss):
+            image = None if preview is None else _as_pil(preview)
+            if image is not None and descriptor is not None:
+                last_distance[0] = metrics.identity_distance(None, image, descriptor)
+            emit(InvertUpdate(aligned=aligned, step=step, total=total, preview=image,
+                              info=_progress_line(step, total, time.perf_counter() - started, last_distance[0])))
+        return projector.project(generator, aligned.image, options, progress=report, cancel=cancel)
 
-    def work():
-        try:
-            updates.put(("result", projector.project(generator, aligned.image, options, progress=report,
-                                                      cancel=cancel)))
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer thread
-            updates.put(("error", error))
-
-    threading.Thread(target=work, name="invert", daemon=True).start()
-    try:
-        while True:
-            item = updates.get()
-            if isinstance(item, InvertUpdate):
-                yield item
-                continue
-            kind, payload = item
-            if kind == "error":
-                raise payload
-            return payload
-    finally:
-        cancel.set()  # a no-op after success; stops the worker when the consumer goes away
+    return (yield from stream_from_worker(task, cancel, "invert"))
 
 
 def _blend_mask(mask: BlendMask):

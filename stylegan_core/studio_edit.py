@@ -6,7 +6,6 @@ library helpers); it lives here so the tabs' operations do not crowd studio.py.
 """
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import torch
 from PIL import Image
 
 from . import codes
+from .worker import stream_from_worker
 from .editing import directions as dirs
 from .errors import UserError
 from .library import LibraryError
@@ -238,28 +238,11 @@ def _in_worker(task: Callable, cancel: Optional[threading.Event]):
     """Run task(progress, should_stop) in a thread, yielding SketchUpdates from its progress;
     returns its result. Closing the consumer sets `cancel`, which the task sees at its next step."""
     cancel = cancel or threading.Event()
-    updates: "queue.Queue" = queue.Queue()
 
-    def progress(step, total, preview, loss):
-        updates.put(SketchUpdate(preview=preview, step=step, total=total,
-                                 info=f"step {step}/{total} · sketch loss {loss:.3f}"))
+    def run(emit):
+        def progress(step, total, preview, loss):
+            emit(SketchUpdate(preview=preview, step=step, total=total,
+                              info=f"step {step}/{total} · sketch loss {loss:.3f}"))
+        return task(progress, cancel.is_set)
 
-    def work():
-        try:
-            updates.put(("result", task(progress, cancel.is_set)))
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer thread
-            updates.put(("error", error))
-
-    threading.Thread(target=work, name="sketch", daemon=True).start()
-    try:
-        while True:
-            item = updates.get()
-            if isinstance(item, SketchUpdate):
-                yield item
-                continue
-            kind, payload = item
-            if kind == "error":
-                raise payload
-            return payload
-    finally:
-        cancel.set()
+    return (yield from stream_from_worker(run, cancel, "sketch"))

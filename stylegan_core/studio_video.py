@@ -3,7 +3,6 @@ code's fine rows), with progress, an ETA and a partial video when stopped. A mix
 `studio.Studio`; the pipeline itself is `editing.video.edit_clip`."""
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from PIL import Image
 
 from .editing import video, video_io
 from .library import CodeLibrary
+from .worker import stream_from_worker
 
 STAGE_NAMES = {"track": "tracking the face", "invert": "inverting frames", "render": "rendering frames"}
 
@@ -104,30 +104,12 @@ def _edit_in_worker(generator, clip, out_path, edit, face_index, quality,
     """Run `video.edit_clip` in a thread, yielding its progress as VideoUpdates; returns its result.
     Closing the consumer (Stop, or the browser going away) sets `cancel`."""
     cancel = cancel or threading.Event()
-    updates: "queue.Queue" = queue.Queue()
     clock = StageClock()
 
-    def report(stage, done, total, preview):
-        line = progress_line(stage, done, total, clock.eta_s(stage, done, total))
-        updates.put(VideoUpdate(stage, done, total, preview, line))
+    def task(emit):
+        def report(stage, done, total, preview):
+            emit(VideoUpdate(stage, done, total, preview, progress_line(stage, done, total,
+                                                                          clock.eta_s(stage, done, total))))
+        return video.edit_clip(generator, clip, out_path, edit, face_index, quality, progress=report, cancel=cancel)
 
-    def work():
-        try:
-            updates.put(("result", video.edit_clip(generator, clip, out_path, edit, face_index, quality,
-                                                   progress=report, cancel=cancel)))
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer thread
-            updates.put(("error", error))
-
-    threading.Thread(target=work, name="video", daemon=True).start()
-    try:
-        while True:
-            item = updates.get()
-            if isinstance(item, VideoUpdate):
-                yield item
-                continue
-            kind, payload = item
-            if kind == "error":
-                raise payload
-            return payload
-    finally:
-        cancel.set()  # a no-op after success; stops the worker when the consumer goes away
+    return (yield from stream_from_worker(task, cancel, "video"))
