@@ -58,6 +58,41 @@ def test_generate_tab(page):
     assert "ffhq-mobile" in page.locator("#status-line").inner_text()
 
 
+def test_first_five_minutes_example_edit_reload(page, app_server):
+    """Runs early, before the long tabs (video, sketch) have used the shared queue. A first visit: click an example photo (its precomputed inversion shows at once, pasted back),
+    transfer a style from it (shown inside the photo), reload the page, and find the work again."""
+    browser = page.context.browser
+    visitor = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()  # its own storage
+    visitor.goto(app_server.url)
+    open_tab(visitor, "Invert")
+    visitor.get_by_text("Eileen Collins (NASA)").first.click()
+    visitor.locator("#invert-result img").first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    visitor.get_by_text("precomputed").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert visitor.locator("#invert-in-photo").is_visible()
+    visitor.screenshot(path=str(ARTIFACTS / "first-minutes-example.png"), full_page=True)
+
+    open_tab(visitor, "Style transfer")
+    run_and_check(visitor, "Transfer style", "#style-result", "first-minutes-style")
+    assert visitor.locator("#style-result-in-photo").is_visible()
+    shown = visitor.locator("#style-result img").first
+    width, height = shown.evaluate("el => [el.naturalWidth, el.naturalHeight]")
+    assert (width, height) == Image.open(REPO / "examples" / "astronaut.jpg").size  # inside the photo
+
+    visitor.reload()
+    open_tab(visitor, "Library")
+    visitor.get_by_text("style_transfer (edit)").first.wait_for(timeout=60_000)
+    visitor.get_by_text("astronaut (example)").first.wait_for(timeout=60_000)
+    visitor.screenshot(path=str(ARTIFACTS / "first-minutes-after-reload.png"), full_page=True)
+
+    other = browser.new_context().new_page()  # another visitor sees none of it
+    other.goto(app_server.url)
+    open_tab(other, "Library")
+    other.get_by_text("astronaut (example)").first.wait_for(timeout=60_000)
+    assert other.get_by_text("style_transfer (edit)").count() == 0
+    visitor.context.close()
+    other.context.close()
+
+
 def test_invert_tab(page):
     open_tab(page, "Invert")
     # A copy under another name: an example photo would show its precomputed inversion at once.
@@ -220,41 +255,6 @@ def test_video_tab(page, face_clip):
     page.get_by_text("1/1 frames").wait_for(timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "tab-video.png"), full_page=True)
     assert page.locator("#video-preview img").first.is_visible()
-
-
-def test_first_five_minutes_example_edit_reload(page, app_server):
-    """A first visit: click an example photo (its precomputed inversion shows at once, pasted back),
-    transfer a style from it (shown inside the photo), reload the page, and find the work again."""
-    browser = page.context.browser
-    visitor = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()  # its own storage
-    visitor.goto(app_server.url)
-    open_tab(visitor, "Invert")
-    visitor.get_by_text("Eileen Collins (NASA)").first.click()
-    visitor.locator("#invert-result img").first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
-    visitor.get_by_text("precomputed").first.wait_for(timeout=RESULT_TIMEOUT_MS)
-    assert visitor.locator("#invert-in-photo").is_visible()
-    visitor.screenshot(path=str(ARTIFACTS / "first-minutes-example.png"), full_page=True)
-
-    open_tab(visitor, "Style transfer")
-    run_and_check(visitor, "Transfer style", "#style-result", "first-minutes-style")
-    assert visitor.locator("#style-result-in-photo").is_visible()
-    shown = visitor.locator("#style-result img").first
-    width, height = shown.evaluate("el => [el.naturalWidth, el.naturalHeight]")
-    assert (width, height) == Image.open(REPO / "examples" / "astronaut.jpg").size  # inside the photo
-
-    visitor.reload()
-    open_tab(visitor, "Library")
-    visitor.get_by_text("style_transfer (edit)").first.wait_for(timeout=60_000)
-    visitor.get_by_text("astronaut (example)").first.wait_for(timeout=60_000)
-    visitor.screenshot(path=str(ARTIFACTS / "first-minutes-after-reload.png"), full_page=True)
-
-    other = browser.new_context().new_page()  # another visitor sees none of it
-    other.goto(app_server.url)
-    open_tab(other, "Library")
-    other.get_by_text("astronaut (example)").first.wait_for(timeout=60_000)
-    assert other.get_by_text("style_transfer (edit)").count() == 0
-    visitor.context.close()
-    other.context.close()
 
 
 @pytest.mark.parametrize("tab", ["Generate", "Invert", "Edit", "Sketch", "Morph", "Style transfer",
