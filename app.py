@@ -9,12 +9,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # A stalled Hub download fails after this many seconds without data instead of hanging a model load.
 os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
 os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
+# Gradio stores files in its cache by content hash and expires them by age: a file identical to an
+# hours-old copy left there by an earlier run is reused, then deleted by the expiry while a request
+# still reads it (seen with the example photos). A cache folder of this process's own avoids that.
+os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="stylegan_studio_gradio_"))
 
 import gradio as gr  # noqa: E402
 
