@@ -151,3 +151,17 @@ def app_server(tmp_path_factory):
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+@pytest.fixture
+def random_vgg(monkeypatch):
+    """A random-weight VGG instead of the real one for the projector: its mechanics (and the
+    pipelines built on it) do not need ImageNet features. Small weights keep 0..255 inputs tame."""
+    from stylegan_core.inversion import perceptual, projector
+
+    torch.manual_seed(0)
+    vgg = perceptual.VGG16Features().eval().requires_grad_(False)
+    for conv in vgg.convs.values():
+        conv.weight.data.mul_(0.05)
+    monkeypatch.setattr(projector, "load_vgg16", lambda device="cpu": vgg)
+    return vgg

@@ -21,17 +21,6 @@ def fast(**options):
     return ProjectorOptions(**{"loss_resolution": 32, "bf16": False, **options})
 
 
-@pytest.fixture
-def random_vgg(monkeypatch):
-    """A random-weight VGG instead of the real one: the projector's mechanics do not need ImageNet."""
-    torch.manual_seed(0)
-    vgg = perceptual.VGG16Features().eval().requires_grad_(False)
-    for conv in vgg.convs.values():
-        conv.weight.data.mul_(0.05)
-    monkeypatch.setattr(projector, "load_vgg16", lambda device="cpu": vgg)
-    return vgg
-
-
 def image_size(path):
     with Image.open(path) as image:
         return image.size

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from conftest import TINY_MODELS, tiny_codes, tiny_model
-from stylegan_core.inversion import perceptual, projector, style_prior
+from stylegan_core.inversion import style_prior
 from stylegan_core.images import tensor_to_pil
 from stylegan_core.inversion.projector import ProjectorOptions, project
 from stylegan_core.loading.weights import weights_dir
@@ -12,16 +12,6 @@ from stylegan_core.loading.weights import weights_dir
 @pytest.fixture(scope="module", params=sorted(TINY_MODELS))
 def generator(request):
     return tiny_model(request.param, seed=1)
-
-
-@pytest.fixture
-def random_vgg(monkeypatch):
-    torch.manual_seed(0)
-    vgg = perceptual.VGG16Features().eval().requires_grad_(False)
-    for conv in vgg.convs.values():
-        conv.weight.data.mul_(0.05)
-    monkeypatch.setattr(projector, "load_vgg16", lambda device="cpu": vgg)
-    return vgg
 
 
 def test_the_prior_matches_the_statistics_of_sampled_styles(generator):

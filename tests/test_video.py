@@ -11,7 +11,6 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegan_core.inversion import perceptual, projector
 from stylegan_core.editing import video, video_io
 from stylegan_core.models.mobile_stylegan import tiny_mobile_stylegan
 
@@ -145,12 +144,8 @@ def test_unknown_quality_is_a_user_error():
 
 # -- the pipeline ---------------------------------------------------------------------------------
 @pytest.fixture
-def random_vgg(monkeypatch):
-    torch.manual_seed(0)
-    vgg = perceptual.VGG16Features().eval().requires_grad_(False)
-    for conv in vgg.convs.values():
-        conv.weight.data.mul_(0.05)
-    monkeypatch.setattr(projector, "load_vgg16", lambda device="cpu": vgg)
+def random_vgg(random_vgg, monkeypatch):
+    """The shared random VGG, and a few projector steps per frame."""
     monkeypatch.setattr(video, "QUALITY_STEPS", {**video.QUALITY_STEPS, "balanced": (3, 1)})
 
 
