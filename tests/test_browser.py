@@ -33,6 +33,15 @@ def page(app_server):
         browser.close()
 
 
+def wait_visible(locator, app_server, what, timeout=RESULT_TIMEOUT_MS):
+    """Wait for `locator`; on a timeout fail with the server's log tail (what CI shows of a failure)."""
+    try:
+        locator.wait_for(state="visible", timeout=timeout)
+    except Exception as error:  # noqa: BLE001 - Playwright's TimeoutError, re-raised with the log
+        pytest.fail(f"{what} did not show ({error.__class__.__name__}); the server's log ends:\n"
+                    f"{app_server.log()[-4000:]}")
+
+
 def open_tab(page, name):
     page.get_by_role("tab", name=name, exact=True).click()
 
@@ -66,7 +75,7 @@ def test_first_five_minutes_example_edit_reload(page, app_server):
     visitor.goto(app_server.url)
     open_tab(visitor, "Invert")
     visitor.get_by_text("Eileen Collins (NASA)").first.click()
-    visitor.locator("#invert-result img").first.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    wait_visible(visitor.locator("#invert-result img").first, app_server, "the example's precomputed inversion")
     visitor.get_by_text("precomputed").first.wait_for(timeout=RESULT_TIMEOUT_MS)
     assert visitor.locator("#invert-in-photo").is_visible()
     visitor.screenshot(path=str(ARTIFACTS / "first-minutes-example.png"), full_page=True)
@@ -194,9 +203,8 @@ def test_sketch_tab_draws_a_face(page):
         stroke([(x - 0.05, 0.42), (x, 0.40), (x + 0.05, 0.42)])
     stroke([(0.5, 0.45), (0.48, 0.58), (0.52, 0.6)])
     stroke([(0.42, 0.7), (0.5, 0.73), (0.58, 0.7)])
-    steps = page.locator("#sketch-steps input[type=number]")
-    steps.fill("10")
-    steps.press("Enter")
+    set_slider(page, "sketch-steps", 10)
+    set_slider(page, "sketch-candidates", 1)  # the longest browser test: one candidate is enough here
     page.screenshot(path=str(ARTIFACTS / "tab-sketch-drawn.png"), full_page=True)
     run_and_check(page, "Make faces", "#sketch-gallery", "sketch")
 

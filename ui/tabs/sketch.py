@@ -54,7 +54,8 @@ def build(ctx: AppContext) -> None:
             reference = ctx.code_picker("Colours and texture from (optional)", "",
                                         elem_id="sketch-reference")
             with gr.Row():
-                candidates = gr.Slider(1, MAX_SHOWN_CANDIDATES, 2, step=1, label="Candidates")
+                candidates = gr.Slider(1, MAX_SHOWN_CANDIDATES, 2, step=1, label="Candidates",
+                                       elem_id="sketch-candidates")
                 steps = gr.Slider(10, min(MAX_STEPS, 200), 60, step=10, label="Steps per candidate",
                                   elem_id="sketch-steps")
             with gr.Row():
