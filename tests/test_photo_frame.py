@@ -1,0 +1,199 @@
+"""Unaligned photos with StyleGAN3: the photo frame's transform (synthetic geometry), renders with it
+on tiny random StyleGAN3 models, and the Studio operation. Nothing here uses real StyleGAN3 weights."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from conftest import tiny_codes, tiny_model
+from test_paste_back import synthetic_landmarks, textured_photo
+from stylegan_core.errors import UserError
+from stylegan_core.images import tensor_to_pil
+from stylegan_core.inversion import align
+from stylegan_core.inversion.paste_back import PhotoLink
+from stylegan_core.inversion.photo_frame import photo_frame, photo_frame_crop
+from stylegan_core.library import CodeLibrary
+from stylegan_core.loading import zoo
+from stylegan_core.loading.export import save_generator
+from stylegan_core.models.stylegan3 import TransformEditor, tiny_stylegan3, transform_matrix
+from stylegan_core.studio import Studio
+
+MODEL = zoo.CUSTOM_CHECKPOINT
+
+
+def square(centre, side, angle_deg):
+    """A crop square [4, 2] in align's corner order whose x axis points at `angle_deg` (y down:
+    positive turns clockwise on screen)."""
+    a = math.radians(angle_deg)
+    x_axis = np.array([math.cos(a), math.sin(a)]) * side / 2
+    y_axis = np.array([-x_axis[1], x_axis[0]])
+    c = np.asarray(centre, float)
+    return np.stack([c - x_axis - y_axis, c - x_axis + y_axis, c + x_axis + y_axis, c + x_axis - y_axis])
+
+
+def face_of(quad, size=(400, 300), landmarks=None):
+    return align.AlignedFace(image=Image.new("RGB", (8, 8)), quad=quad, source_size=size, landmarks=landmarks)
+
+
+def rotated(points, centre, angle_deg):
+    a = math.radians(angle_deg)
+    matrix = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    return (np.asarray(points) - centre) @ matrix.T + centre
+
+
+# -- the geometry ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("angle", [0.0, 17.0, -40.0, 120.0])
+def test_a_tilted_face_away_from_the_border_is_a_pure_rotation(angle):
+    frame = photo_frame(face_of(square((200, 150), 100, angle)))
+    assert frame.rotate == pytest.approx(-angle)
+    assert (frame.tx, frame.ty) == (pytest.approx(0, abs=1e-12), pytest.approx(0, abs=1e-12))
+    assert frame.box == pytest.approx((150, 100, 250, 200))
+
+
+def test_a_face_near_the_border_keeps_the_frame_inside_the_photo_and_shifts_the_face():
+    frame = photo_frame(face_of(square((30, 260), 100, 10.0), size=(400, 300)))
+    assert frame.box == pytest.approx((0, 200, 100, 300))  # centre (50, 250)
+    assert (frame.tx, frame.ty) == (pytest.approx(-0.2), pytest.approx(0.1))
+    assert frame.rotate == pytest.approx(-10.0)
+    small = photo_frame(face_of(square((40, 30), 100, 0.0), size=(80, 60)))  # the photo is smaller: centred
+    assert (small.tx, small.ty, small.box) == (0, 0, pytest.approx((-10, -20, 90, 80)))
+
+
+@pytest.mark.parametrize("angle, centre", [(25.0, (200, 150)), (-30.0, (60, 240))])
+def test_the_transform_carries_every_point_of_the_aligned_crop_to_the_same_photo_point(angle, centre):
+    """In the generator's units (image widths from the centre), a point u of the aligned crop lies
+    where transform_matrix (the generator's convention) puts it in the frame."""
+    face = face_of(square(centre, 120, angle))
+    frame = photo_frame(face)
+    side = 120
+    crop_to_photo = face.crop_to_photo_matrix(side)
+    move = transform_matrix(*frame.transform).numpy()
+    for u in [(-0.4, -0.3), (0.0, 0.0), (0.35, 0.2), (0.1, -0.45)]:
+        photo_point = crop_to_photo @ np.array([(u[0] + 0.5) * side, (u[1] + 0.5) * side, 1.0])
+        in_frame = move @ np.array([u[0], u[1], 1.0])
+        expected = (photo_point[:2] - np.array(frame.box[:2])) / side - 0.5
+        np.testing.assert_allclose(in_frame[:2], expected, atol=1e-9)
+
+
+def test_the_ffhq_square_of_a_tilted_face_gives_back_its_tilt():
+    upright = synthetic_landmarks(centre=(200.0, 150.0))
+    centre = align.ffhq_quad(upright).mean(axis=0)
+    base = photo_frame(face_of(align.ffhq_quad(upright))).rotate
+    for tilt in (15.0, -25.0):  # the face turned clockwise on screen by `tilt`
+        frame = photo_frame(face_of(align.ffhq_quad(rotated(upright, centre, tilt))))
+        assert frame.rotate == pytest.approx(base - tilt, abs=1e-6)
+
+
+def test_the_photo_crop_is_the_frame_of_the_photo():
+    photo = textured_photo(size=(300, 260))
+    frame = photo_frame(face_of(square((150, 130), 100, 30.0), size=photo.size))
+    crop = photo_frame_crop(photo, frame, 100)
+    expected = photo.crop((100, 80, 200, 180))
+    assert np.abs(np.asarray(crop, float) - np.asarray(expected, float)).mean() < 2
+
+
+# -- renders on tiny StyleGAN3 models --------------------------------------------------------------
+def turned_clockwise(image: torch.Tensor, degrees: float) -> torch.Tensor:
+    """`image` turned clockwise on screen about its centre, by resampling (written out here, not
+    through the generator's transform_matrix, so the test checks that convention too)."""
+    a = math.radians(degrees)
+    # grid_sample reads the output pixel x from theta x: the inverse of the clockwise turn (y down).
+    theta = torch.tensor([[[math.cos(a), math.sin(a), 0.0], [-math.sin(a), math.cos(a), 0.0]]])
+    grid = F.affine_grid(theta, list(image.shape), align_corners=False)
+    return F.grid_sample(image, grid, mode="bicubic", align_corners=False)
+
+
+def centre_disc(resolution: int, radius: float) -> torch.Tensor:
+    yy, xx = torch.meshgrid(torch.arange(resolution), torch.arange(resolution), indexing="ij")
+    return torch.hypot(xx + 0.5 - resolution / 2, yy + 0.5 - resolution / 2) < radius * resolution
+
+
+def test_rendering_in_the_frame_of_a_tilted_face_rotates_the_output():
+    """A face tilted 25 degrees clockwise in the photo: the render in its frame is the plain render
+    turned 25 degrees clockwise (config R is rotation-equivariant), away from the borders; the
+    other way round is far off."""
+    generator = tiny_stylegan3(resolution=64, config="R")
+    ws = tiny_codes(generator)
+    frame = photo_frame(face_of(square((200, 150), 100, 25.0)))
+    with torch.no_grad():
+        plain = generator.synthesis(ws)
+        framed = generator.synthesis(ws, TransformEditor(*frame.transform))
+    disc = centre_disc(64, 0.3)
+    error = (framed - turned_clockwise(plain, 25.0))[..., disc].abs().mean()
+    wrong_sign = (framed - turned_clockwise(plain, -25.0))[..., disc].abs().mean()
+    assert error < 0.1 * wrong_sign, (float(error), float(wrong_sign))
+
+
+def test_rendering_in_the_frame_of_a_face_near_the_border_shifts_the_output():
+    generator = tiny_stylegan3()  # config T, 32 px: one Fourier-grid pixel is 2 image pixels
+    rate = generator.input.spec.sampling_rate
+    side = 160
+    frame = photo_frame(face_of(square((80 - side / rate, 160), side, 0.0), size=(320, 320)))
+    assert (frame.tx, frame.ty) == (pytest.approx(-1 / rate), 0)
+    ws = tiny_codes(generator)
+    with torch.no_grad():
+        plain = generator.synthesis(ws)
+        framed = generator.synthesis(ws, TransformEditor(*frame.transform))
+    pixels, border = generator.resolution // rate, 8
+    interior = (framed[..., border:-border, border - pixels:-border - pixels]
+                - plain[..., border:-border, border:-border]).abs().max()
+    assert interior < 0.05 * (framed - plain).abs().max()
+
+
+# -- the Studio operation --------------------------------------------------------------------------
+def studio_of(arch: str, tmp_path) -> Studio:
+    checkpoint = save_generator(tiny_model(arch), tmp_path / f"{arch}.safetensors")
+    zoo.clear_loaded_models()
+    return Studio(default_model=MODEL, device="cpu", checkpoint=str(checkpoint), output_dir=str(tmp_path / "out"))
+
+
+def library_with_a_photo(studio: Studio, tilt: float = 20.0) -> CodeLibrary:
+    photo = textured_photo(size=(300, 260))
+    upright = synthetic_landmarks(centre=(150.0, 120.0))
+    landmarks = rotated(upright, np.array([150.0, 120.0]), tilt)
+    library = CodeLibrary()
+    library.add(studio.seed_code(MODEL, 4), MODEL, "inverted", "me",
+                photo=PhotoLink(photo, align.ffhq_quad(landmarks), landmarks, source="me.png"))
+    return library
+
+
+@pytest.fixture
+def sg3(tmp_path):
+    yield studio_of("stylegan3", tmp_path)
+    zoo.clear_loaded_models()
+
+
+def test_the_studio_renders_an_inverted_code_in_its_photos_frame(sg3):
+    library = library_with_a_photo(sg3)
+    result = sg3.render_in_photo_frame(library, MODEL, "me")
+    resolution = sg3.generator(MODEL).resolution
+    assert result.picture.image.size == (3 * resolution + 8, resolution)
+    assert result.pasted.image.size == (300, 260) and len(result.files) == 4
+    assert "unverified" in result.info
+    frame = photo_frame(library.get("me").photo)
+    with torch.no_grad():
+        expected = sg3.generator(MODEL).synthesis(library.get("me").ws, TransformEditor(*frame.transform))
+    middle = np.asarray(result.picture.image, float)[:, resolution + 4:2 * resolution + 4]
+    assert np.abs(middle - np.asarray(tensor_to_pil(expected), float)).max() <= 1
+    plain = np.asarray(sg3.render(MODEL, library.get("me").ws), float)
+    assert np.abs(middle - plain).mean() > 1  # the tilt is in the render
+
+
+def test_an_edit_in_the_photos_frame_changes_the_render(sg3):
+    library = library_with_a_photo(sg3)
+    name = sg3.edit_sliders(MODEL).unnamed[0].name
+    plain = sg3.render_in_photo_frame(library, MODEL, "me").picture.image
+    edited = sg3.render_in_photo_frame(library, MODEL, "me", f"{name}=3")
+    assert np.abs(np.asarray(edited.picture.image, float) - np.asarray(plain, float)).mean() > 0.5
+    assert f"{name}=3" in edited.info
+
+
+def test_codes_without_a_photo_and_other_architectures_are_refused(sg3, tmp_path):
+    with pytest.raises(UserError, match="not inverted from a photo"):
+        sg3.render_in_photo_frame(CodeLibrary(), MODEL, "seed 1")
+    sg2 = studio_of("stylegan2", tmp_path / "sg2")
+    with pytest.raises(UserError, match="needs a StyleGAN3 model"):
+        sg2.render_in_photo_frame(library_with_a_photo(sg2), MODEL, "me")
