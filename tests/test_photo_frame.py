@@ -197,3 +197,11 @@ def test_codes_without_a_photo_and_other_architectures_are_refused(sg3, tmp_path
     sg2 = studio_of("stylegan2", tmp_path / "sg2")
     with pytest.raises(UserError, match="needs a StyleGAN3 model"):
         sg2.render_in_photo_frame(library_with_a_photo(sg2), MODEL, "me")
+
+
+def test_an_inversion_with_a_stylegan3_model_also_shows_the_photos_frame(sg3, tmp_path, random_vgg):
+    photo = tmp_path / "photo.png"
+    textured_photo(size=(64, 48)).save(photo)
+    final = list(sg3.invert_stream(CodeLibrary(), MODEL, str(photo), None, 10, "w"))[-1]
+    assert final.done and final.in_frame is not None and final.in_frame.path in final.files
+    assert "photo's frame" in final.info and "unverified" in final.info
