@@ -205,3 +205,49 @@ def test_an_inversion_with_a_stylegan3_model_also_shows_the_photos_frame(sg3, tm
     final = list(sg3.invert_stream(CodeLibrary(), MODEL, str(photo), None, 10, "w"))[-1]
     assert final.done and final.in_frame is not None and final.in_frame.path in final.files
     assert "photo's frame" in final.info and "unverified" in final.info
+
+
+# -- the command line ------------------------------------------------------------------------------
+@pytest.fixture
+def forget_models():
+    yield
+    zoo.clear_loaded_models()
+
+
+def test_cli_invert_renders_a_tilted_face_in_the_photos_frame_and_edit_takes_its_transform(
+        random_vgg, forget_models, tmp_path, monkeypatch, capsys):
+    import json
+
+    from stylegan_core import cli
+    from stylegan_core.latents import load_latent
+
+    generator = tiny_stylegan3()
+    checkpoint = save_generator(generator, tmp_path / "sg3.safetensors")
+    zoo.clear_loaded_models()
+    photo = tmp_path / "photo.png"
+    textured_photo(size=(300, 260)).save(photo)
+    landmarks = rotated(synthetic_landmarks(centre=(150.0, 120.0)), np.array([150.0, 120.0]), 20.0)
+
+    def tilted_face(image, resolution, face_index=0):  # dlib is not needed to test the geometry
+        quad = align.ffhq_quad(landmarks)
+        return align.AlignedFace(align.warp_quad(image, quad, resolution), quad, image.size, landmarks=landmarks)
+
+    monkeypatch.setattr(align, "align_face", tilted_face)
+    out = tmp_path / "out"
+    assert cli.main(["invert", str(photo), "--out", str(out), "--steps", "2", "--checkpoint", str(checkpoint)]) == 0
+    report = json.loads((out / "metrics.json").read_text())["photo_frame"]
+    assert report["rotate"] == pytest.approx(photo_frame(tilted_face(Image.open(photo), 32)).rotate)
+    assert abs(report["rotate"] + 20.0) < 5  # the FFHQ square follows the eyes' tilt, nearly
+    rendered = np.asarray(Image.open(out / "photo_frame.png"), float)
+    assert rendered.shape == (32, 32, 3) and (out / "photo_frame_photo.png").is_file()
+    assert "--rotate" in capsys.readouterr().err
+    ws = load_latent(out / "latent.npz").ws
+    with torch.no_grad():
+        expected = generator.synthesis(ws, TransformEditor(report["rotate"], tuple(report["translate"])))
+    assert np.abs(rendered - np.asarray(tensor_to_pil(expected), float)).max() <= 1
+
+    translate = f"{report['translate'][0]},{report['translate'][1]}"
+    assert cli.main(["edit", "--latent", str(out / "latent.npz"), "--rotate", str(report["rotate"]), "--translate",
+                     translate, "--out", str(tmp_path / "edit.png"), "--checkpoint", str(checkpoint)]) == 0
+    edited = np.asarray(Image.open(tmp_path / "edit.png"), float)
+    assert np.abs(edited - rendered).max() <= 1  # no slider set: the same picture, through `edit`
