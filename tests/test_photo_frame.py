@@ -95,6 +95,37 @@ def test_the_photo_crop_is_the_frame_of_the_photo():
     assert np.abs(np.asarray(crop, float) - np.asarray(expected, float)).mean() < 2
 
 
+def moved(image: torch.Tensor, rotate: float, translate) -> torch.Tensor:
+    """`image` [B, C, H, W] with its content at u moved to transform_matrix(rotate, translate) u
+    (what the generator's transform does, see the rotation test below), by resampling."""
+    inverse = torch.linalg.inv(transform_matrix(rotate, translate)).float()[:2]
+    inverse[:, 2] *= 2  # affine_grid's coordinates span [-1, 1], the generator's [-0.5, 0.5]
+    grid = F.affine_grid(inverse[None], list(image.shape), align_corners=False)
+    return F.grid_sample(image, grid, mode="bicubic", align_corners=False)
+
+
+@pytest.mark.parametrize("centre, tilt", [((150, 130), 30.0), ((30, 235), -20.0)])
+def test_the_aligned_crop_moved_by_the_frames_transform_is_the_photos_frame(centre, tilt):
+    """End to end in pixels: what a perfectly equivariant generator would do to the aligned crop
+    (move it by the frame's transform) reproduces the photo's crop around the face (the second face
+    is near the corner: its frame is moved into the photo, so the face is shifted too)."""
+    photo = textured_photo(size=(300, 260))
+    quad = square(centre, 100, tilt)
+    frame = photo_frame(face_of(quad, size=photo.size))
+    aligned = torch.as_tensor(np.asarray(align.warp_quad(photo, quad, 100), np.float32)).permute(2, 0, 1)[None]
+    expected = np.asarray(photo_frame_crop(photo, frame, 100), np.float32)
+    yy, xx = np.mgrid[0:100, 0:100] + 0.5
+    around_face = np.hypot(xx - (0.5 + frame.tx) * 100, yy - (0.5 + frame.ty) * 100) < 25
+
+    def error(rotate, translate):
+        result = moved(aligned, rotate, translate)[0].permute(1, 2, 0).numpy()
+        return np.abs(result - expected)[around_face].mean()
+
+    assert error(*frame.transform) < 0.2 * error(-frame.rotate, (frame.tx, frame.ty))
+    if frame.tx or frame.ty:
+        assert error(*frame.transform) < 0.2 * error(frame.rotate, (0.0, 0.0))
+
+
 # -- renders on tiny StyleGAN3 models --------------------------------------------------------------
 def turned_clockwise(image: torch.Tensor, degrees: float) -> torch.Tensor:
     """`image` turned clockwise on screen about its centre, by resampling (written out here, not
