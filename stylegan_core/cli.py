@@ -261,16 +261,16 @@ def run_invert(args: argparse.Namespace) -> int:
         "face_index": aligned.face_index, "faces": aligned.num_faces, "warnings": aligned.warnings,
     }
     if generator.arch == "stylegan3":
-        report_data["photo_frame"] = write_photo_frame(out, photo, aligned, generator, result.ws)
+        report_data["photo_frame"] = write_photo_frame(out, photo, aligned, generator, result)
     (out / "metrics.json").write_text(json.dumps(report_data, indent=2))
     summary = ("id_distance", "id_distance_pasted", "psnr", "ssim", "steps_run", "elapsed_s")
     print(json.dumps({k: report_data[k] for k in summary}))
     return 0
 
 
-def write_photo_frame(out: Path, photo, aligned, generator, ws) -> dict:
-    """StyleGAN3: the code rendered in the photo's frame (photo_frame.png) and that crop of the photo
-    (photo_frame_photo.png); returns the frame's transform and box for metrics.json."""
+def write_photo_frame(out: Path, photo, aligned, generator, result) -> dict:
+    """StyleGAN3: the inversion `result` rendered in the photo's frame (photo_frame.png) and that crop
+    of the photo (photo_frame_photo.png); returns the frame's transform and box for metrics.json."""
     import torch
 
     from .images import tensor_to_pil
@@ -278,8 +278,11 @@ def write_photo_frame(out: Path, photo, aligned, generator, ws) -> dict:
     from .models.stylegan3 import TransformEditor
 
     frame = photo_frame(aligned)
-    with torch.no_grad():
-        tensor_to_pil(generator.synthesis(ws, TransformEditor(*frame.transform))).save(out / "photo_frame.png")
+    editor = TransformEditor(*frame.transform)
+    with torch.no_grad():  # an S-space result renders from its exact styles (latent.npz has their nearest W+)
+        image = generator.synthesis(result.ws.to(generator.device), editor) if result.styles is None else \
+            generator.synthesis(editor=editor, styles=[s.to(generator.device) for s in result.styles])
+    tensor_to_pil(image).save(out / "photo_frame.png")
     photo_frame_crop(photo, frame, generator.resolution).save(out / "photo_frame_photo.png")
     print(f"StyleGAN3: photo_frame.png shows the result in the photo's frame (unverified on real StyleGAN3 "
           f"weights); edit it there with: edit --latent {out / 'latent.npz'} --rotate {frame.rotate:.4f} "

@@ -231,17 +231,23 @@ class EditingStudio:
         return generator
 
     def in_photo_frame(self, model_name: str, ws: torch.Tensor, link, stem: str,
-                       editor: Optional[LayerEditor] = None):
-        """The pictures of `render_in_photo_frame` for a code `ws` and its photo link (a StyleGAN3 model)."""
+                       editor: Optional[LayerEditor] = None, styles: Optional[list] = None):
+        """The pictures of `render_in_photo_frame` for a code `ws` (or, from an S-space inversion,
+        its exact `styles`) and its photo link (a StyleGAN3 model)."""
         from .inversion import photo_frame as pf
         from .studio import EditResult
 
         generator = self._check_stylegan3(model_name)
         frame = pf.photo_frame(link)
+
+        def draw(layer_editor):
+            if styles is not None:
+                return generator.synthesis(editor=layer_editor, styles=[s.to(self.device) for s in styles])
+            return generator.synthesis(ws.to(self.device), layer_editor)
+
         with torch.no_grad():
-            ws = ws.to(self.device)
-            aligned = tensor_to_pil(generator.synthesis(ws, editor))
-            in_frame = tensor_to_pil(generator.synthesis(ws, self.transform_editor(
+            aligned = tensor_to_pil(draw(editor))
+            in_frame = tensor_to_pil(draw(self.transform_editor(
                 model_name, ImageTransform(frame.rotate, frame.tx, frame.ty), editor)))
         crop = pf.photo_frame_crop(link.photo, frame, generator.resolution)
         pasted_sg2 = pf.photo_frame_crop(link.paste(aligned), frame, generator.resolution)

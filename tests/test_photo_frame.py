@@ -282,3 +282,16 @@ def test_cli_invert_renders_a_tilted_face_in_the_photos_frame_and_edit_takes_its
                      translate, "--out", str(tmp_path / "edit.png"), "--checkpoint", str(checkpoint)]) == 0
     edited = np.asarray(Image.open(tmp_path / "edit.png"), float)
     assert np.abs(edited - rendered).max() <= 1  # no slider set: the same picture, through `edit`
+
+
+def test_an_s_space_inversion_is_rendered_in_the_frame_from_its_exact_styles(sg3):
+    """The S-space result differs from its nearest W+ code; the frame's render must show the former."""
+    library = library_with_a_photo(sg3, tilt=0.0)  # an upright face away from the border: the identity
+    generator = sg3.generator(MODEL)
+    styles = [s + 0.5 for s in generator.styles(library.get("me").ws)]
+    result = sg3.in_photo_frame(MODEL, library.get("me").ws, library.get("me").photo, "s", styles=styles)
+    with torch.no_grad():
+        exact = tensor_to_pil(generator.synthesis(styles=styles))
+    resolution = generator.resolution
+    middle = np.asarray(result.picture.image, float)[:, resolution + 4:2 * resolution + 4]
+    assert np.abs(middle - np.asarray(exact, float)).max() <= 1
