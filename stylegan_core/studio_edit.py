@@ -231,9 +231,11 @@ class EditingStudio:
         return generator
 
     def in_photo_frame(self, model_name: str, ws: torch.Tensor, link, stem: str,
-                       editor: Optional[LayerEditor] = None, styles: Optional[list] = None):
+                       editor: Optional[LayerEditor] = None, styles: Optional[list] = None,
+                       aligned: Optional[Image.Image] = None):
         """The pictures of `render_in_photo_frame` for a code `ws` (or, from an S-space inversion,
-        its exact `styles`) and its photo link (a StyleGAN3 model)."""
+        its exact `styles`) and its photo link (a StyleGAN3 model). `aligned`: its plain render,
+        when the caller has it (a render saved: a StyleGAN3 forward at 1024 px takes a while on a CPU)."""
         from .inversion import photo_frame as pf
         from .studio import EditResult
 
@@ -246,7 +248,7 @@ class EditingStudio:
             return generator.synthesis(ws.to(self.device), layer_editor)
 
         with torch.no_grad():
-            aligned = tensor_to_pil(draw(editor))
+            aligned = aligned if aligned is not None else tensor_to_pil(draw(editor))
             in_frame = tensor_to_pil(draw(self.transform_editor(
                 model_name, ImageTransform(frame.rotate, frame.tx, frame.ty), editor)))
         crop = pf.photo_frame_crop(link.photo, frame, generator.resolution)
