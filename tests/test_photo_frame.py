@@ -1,6 +1,7 @@
 """Unaligned photos with StyleGAN3: the photo frame's transform (synthetic geometry), renders with it
 on tiny random StyleGAN3 models, and the Studio operation. Nothing here uses real StyleGAN3 weights."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from stylegan_core.errors import UserError
 from stylegan_core.images import tensor_to_pil
 from stylegan_core.inversion import align
 from stylegan_core.inversion.paste_back import PhotoLink
-from stylegan_core.inversion.photo_frame import photo_frame, photo_frame_crop
+from stylegan_core.inversion.photo_frame import photo_frame, photo_frame_crop, side_by_side
 from stylegan_core.library import CodeLibrary
 from stylegan_core.loading import zoo
 from stylegan_core.loading.export import save_generator
@@ -22,6 +23,7 @@ from stylegan_core.models.stylegan3 import TransformEditor, tiny_stylegan3, tran
 from stylegan_core.studio import Studio
 
 MODEL = zoo.CUSTOM_CHECKPOINT
+TESTS = Path(__file__).resolve().parent
 
 
 def square(centre, side, angle_deg):
@@ -124,6 +126,29 @@ def test_the_aligned_crop_moved_by_the_frames_transform_is_the_photos_frame(cent
     assert error(*frame.transform) < 0.2 * error(-frame.rotate, (frame.tx, frame.ty))
     if frame.tx or frame.ty:
         assert error(*frame.transform) < 0.2 * error(frame.rotate, (0.0, 0.0))
+
+
+@pytest.mark.real
+def test_a_real_photo_turned_clockwise_gives_its_turn_back_and_its_frame():
+    """dlib's landmarks on a real photo (the astronaut example) turned 25 degrees clockwise: the
+    frame's rotation changes by -25 degrees, and the aligned crop moved by it is the photo's frame."""
+    from stylegan_core.images import load_image
+
+    photo = load_image(TESTS.parent / "examples" / "astronaut.jpg")
+    turned = photo.rotate(-25, Image.Resampling.BICUBIC, expand=True, fillcolor=(40, 40, 40))
+    upright, face = photo_frame(align.align_face(photo, 128)), align.align_face(turned, 128)
+    frame = photo_frame(face)
+    assert frame.rotate == pytest.approx(upright.rotate - 25, abs=2)
+    aligned = torch.as_tensor(np.asarray(face.image, np.float32)).permute(2, 0, 1)[None]
+    expected = np.asarray(photo_frame_crop(turned, frame, 128), np.float32)
+    around_face = centre_disc(128, 0.3).numpy()
+    result = moved(aligned, *frame.transform)[0].permute(1, 2, 0).numpy()
+    opposite = moved(aligned, -frame.rotate, (frame.tx, frame.ty))[0].permute(1, 2, 0).numpy()
+    error = np.abs(result - expected)[around_face].mean()
+    assert error < 0.25 * np.abs(opposite - expected)[around_face].mean(), error
+    (TESTS / "artifacts").mkdir(exist_ok=True)  # to look at: the aligned crop, moved, the photo's frame
+    side_by_side([face.image, Image.fromarray(result.clip(0, 255).astype(np.uint8)),
+                  photo_frame_crop(turned, frame, 128)]).save(TESTS / "artifacts" / "photo-frame-geometry.png")
 
 
 # -- renders on tiny StyleGAN3 models --------------------------------------------------------------
