@@ -1,5 +1,6 @@
-"""The Studio's editing operations: attribute sliders (Edit tab), sketch to face (Sketch tab) and the
-StyleGAN3 image transform (rotation, translation) that Generate and Edit pass per call.
+"""The Studio's editing operations: attribute sliders (Edit tab), sketch to face (Sketch tab), the
+StyleGAN3 image transform (rotation, translation) that Generate and Edit pass per call, and the
+StyleGAN3 rendering of an inverted code in its photo's frame (unaligned photos).
 
 `EditingStudio` is a mixin of `studio.Studio` (it uses its models, code resolution, files and
 library helpers); it lives here so the tabs' operations do not crowd studio.py.
