@@ -493,7 +493,8 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         link = PhotoLink.from_face(original, target, source=stem)
         pasted = self.picture(link.paste(image), f"{stem}_in_photo", f"in {stem}")
         in_frame = None if loaded.generator.arch != "stylegan3" else self.in_photo_frame(
-            model_name or self.default_model, result.ws, link, f"{stem}_photo_frame", styles=result.styles, aligned=image)
+            model_name or self.default_model, result.ws, link, f"{stem}_photo_frame", styles=result.styles,
+            aligned=image)
         # Four decimals are more than these metrics resolve, and they keep the UI's table readable.
         scores = {name: round(value, 4) if isinstance(value, float) else value for name, value in
                   metrics.photo_metrics(original, target, image, pasted.image, descriptor).items()}

@@ -31,4 +31,5 @@ def transform_controls(ctx, prefix: str) -> TransformControls:
 
 def shown_for_stylegan3(ctx, component) -> None:
     """Show `component` only while a StyleGAN3 model is picked."""
-    ctx.follow_model(component, lambda model_name: gr.update(visible=ctx.studio.architecture(model_name) == "stylegan3"))
+    ctx.follow_model(component,
+                     lambda model_name: gr.update(visible=ctx.studio.architecture(model_name) == "stylegan3"))
