@@ -33,10 +33,7 @@ def add_generate(subparsers) -> None:
     parser.add_argument("--psi", type=float, default=codes.DEFAULT_PSI,
                         help=f"truncation psi in [{codes.PSI_RANGE[0]:g}, {codes.PSI_RANGE[1]:g}] "
                              f"(1 = no truncation; default {codes.DEFAULT_PSI})")
-    parser.add_argument("--rotate", type=float, default=0.0, metavar="DEG",
-                        help="StyleGAN3 only: rotate the image by DEG degrees (NVlabs' gen_images.py convention)")
-    parser.add_argument("--translate", default="0,0", metavar="TX,TY",
-                        help="StyleGAN3 only: translate the image by TX,TY image widths (default 0,0)")
+    add_transform_arguments(parser)
     add_model_arguments(parser)
     parser.add_argument("--out", required=True,
                         help="output PNG; with several seeds '{seed}' in the name is replaced by the seed, "
@@ -54,6 +51,25 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None,
                         help="a checkpoint file instead of a zoo model (.safetensors export, rosinality .pt, NVlabs .pkl)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+
+
+def add_transform_arguments(parser: argparse.ArgumentParser) -> None:
+    """--rotate / --translate, the StyleGAN3 image transform (generate, edit)."""
+    parser.add_argument("--rotate", type=float, default=0.0, metavar="DEG",
+                        help="StyleGAN3 only: rotate the image by DEG degrees (NVlabs' gen_images.py convention)")
+    parser.add_argument("--translate", default="0,0", metavar="TX,TY",
+                        help="StyleGAN3 only: translate the image by TX,TY image widths (default 0,0)")
+
+
+def apply_transform_args(generator, args: argparse.Namespace) -> None:
+    """Set the generator's transform from --rotate / --translate (refused for other architectures)."""
+    from .models.stylegan3 import TransformError, apply_user_transform
+
+    translate = parse_pair(args.translate, "--translate")
+    try:
+        apply_user_transform(generator, args.rotate, translate)
+    except TransformError as error:
+        raise CommandError(str(error)) from error
 
 
 def load_model_from_args(args: argparse.Namespace):
@@ -83,16 +99,12 @@ def run_generate(args: argparse.Namespace) -> int:
     import torch
 
     from .images import tensor_to_pil
-    from .models.stylegan3 import TransformError, apply_user_transform
 
     seeds = codes.parse_seeds(args.seed if args.seeds is None else args.seeds)
     psi = codes.check_psi(args.psi)
-    translate = parse_pair(args.translate, "--translate")
+    parse_pair(args.translate, "--translate")  # a malformed option is refused before the model loads
     generator = load_model_from_args(args).generator
-    try:
-        apply_user_transform(generator, args.rotate, translate)
-    except TransformError as error:
-        raise CommandError(str(error)) from error
+    apply_transform_args(generator, args)
     for seed in seeds:
         with torch.no_grad():
             image = generator.synthesis(codes.random_codes(generator, [seed], psi))
@@ -159,7 +171,10 @@ def add_invert(subparsers) -> None:
         "invert", help="find the latent code of a photo (Image2StyleGAN projection)",
         description="Align the face in PHOTO (FFHQ style, dlib), project it into the generator's latent space and "
                     "write aligned.png, result.png, pasted.png (the result warped back into the photo), "
-                    "latent.npz and metrics.json into DIR.")
+                    "latent.npz and metrics.json into DIR. With a StyleGAN3 model also photo_frame.png: the "
+                    "result rendered where and how the face sits in an upright crop of the photo "
+                    "(photo_frame_photo.png; its rotation and shift are in metrics.json, for edit --rotate "
+                    "--translate; unverified on real StyleGAN3 weights).")
     parser.add_argument("photo", help="the photo (any format PIL reads)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     parser.add_argument("--steps", type=int, default=defaults.steps,
@@ -245,10 +260,34 @@ def run_invert(args: argparse.Namespace) -> int:
         "loss": result.loss, "elapsed_s": round(result.elapsed_s, 2), "aligned": not args.no_align,
         "face_index": aligned.face_index, "faces": aligned.num_faces, "warnings": aligned.warnings,
     }
+    if generator.arch == "stylegan3":
+        report_data["photo_frame"] = write_photo_frame(out, photo, aligned, generator, result)
     (out / "metrics.json").write_text(json.dumps(report_data, indent=2))
     summary = ("id_distance", "id_distance_pasted", "psnr", "ssim", "steps_run", "elapsed_s")
     print(json.dumps({k: report_data[k] for k in summary}))
     return 0
+
+
+def write_photo_frame(out: Path, photo, aligned, generator, result) -> dict:
+    """StyleGAN3: the inversion `result` rendered in the photo's frame (photo_frame.png) and that crop
+    of the photo (photo_frame_photo.png); returns the frame's transform and box for metrics.json."""
+    import torch
+
+    from .images import tensor_to_pil
+    from .inversion.photo_frame import photo_frame, photo_frame_crop
+    from .models.stylegan3 import TransformEditor
+
+    frame = photo_frame(aligned)
+    editor = TransformEditor(*frame.transform)
+    with torch.no_grad():  # an S-space result renders from its exact styles (latent.npz has their nearest W+)
+        image = generator.synthesis(result.ws.to(generator.device), editor) if result.styles is None else \
+            generator.synthesis(editor=editor, styles=[s.to(generator.device) for s in result.styles])
+    tensor_to_pil(image).save(out / "photo_frame.png")
+    photo_frame_crop(photo, frame, generator.resolution).save(out / "photo_frame_photo.png")
+    print(f"StyleGAN3: photo_frame.png shows the result in the photo's frame (unverified on real StyleGAN3 "
+          f"weights); edit it there with: edit --latent {out / 'latent.npz'} --rotate {frame.rotate:.4f} "
+          f"--translate {frame.tx:.5f},{frame.ty:.5f}", file=sys.stderr)
+    return {"rotate": frame.rotate, "translate": [frame.tx, frame.ty], "box": list(frame.box)}
 
 
 # -- inspect ---------------------------------------------------------------------------------------

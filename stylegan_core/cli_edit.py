@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import CommandError, add_model_arguments, load_model_from_args
+from .cli import (CommandError, add_model_arguments, add_transform_arguments, apply_transform_args,
+                  load_model_from_args, parse_pair)
 
 
 # -- directions ------------------------------------------------------------------------------------
@@ -56,6 +57,7 @@ def add_edit(subparsers) -> None:
                         help="a direction and its value in standard deviations (-5..5); repeatable")
     parser.add_argument("--psi", type=float, default=0.7, help="truncation psi for --seed (default 0.7)")
     parser.add_argument("--out", required=True, help="output PNG; the edited latent goes beside it as .npz")
+    add_transform_arguments(parser)  # StyleGAN3: e.g. the photo frame's transform that `invert` prints
     add_model_arguments(parser)
     parser.set_defaults(run=run_edit)
 
@@ -97,7 +99,9 @@ def run_edit(args: argparse.Namespace) -> int:
     from .latents import save_latent
 
     values = parse_settings(args.set)
+    parse_pair(args.translate, "--translate")  # a malformed option is refused before the model loads
     loaded = load_model_from_args(args)
+    apply_transform_args(loaded.generator, args)
     found = D.load_directions(loaded.name, loaded.generator)
     D.check_names_ready(found, list(values))
     start = starting_code(args, loaded)

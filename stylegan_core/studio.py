@@ -107,6 +107,7 @@ class InvertUpdate:
     metrics: Optional[dict] = None
     files: Optional[list] = None
     pasted: Optional[Picture] = None  # the result inside the original photo (done=True only)
+    in_frame: Optional[Picture] = None  # StyleGAN3: the result in the photo's frame (done=True only)
     info: str = ""
     step: int = 0
     total: int = 0
@@ -491,16 +492,21 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         inverted = self.picture(image, f"{stem}_inverted")
         link = PhotoLink.from_face(original, target, source=stem)
         pasted = self.picture(link.paste(image), f"{stem}_in_photo", f"in {stem}")
+        in_frame = None if loaded.generator.arch != "stylegan3" else self.in_photo_frame(
+            model_name or self.default_model, result.ws, link, f"{stem}_photo_frame", styles=result.styles,
+            aligned=image)
         # Four decimals are more than these metrics resolve, and they keep the UI's table readable.
         scores = {name: round(value, 4) if isinstance(value, float) else value for name, value in
                   metrics.photo_metrics(original, target, image, pasted.image, descriptor).items()}
         files = [aligned.path, inverted.path, pasted.path,
                  self.save_code(result.ws, loaded.name, f"{stem}_{space.replace('+', 'plus')}", space)]
+        files += in_frame.files if in_frame else []
         added = self._add_all(library, [(result.ws, stem, image)], loaded.name, "inverted",
                               {"metrics": scores, "space": space, "steps": result.steps_run}, photo=link)
+        info = _invert_info(result, added, target, time.perf_counter() - started, self.device)
         yield InvertUpdate(aligned=aligned, result=inverted, metrics=scores, files=files, pasted=pasted,
-                           info=_invert_info(result, added, target, time.perf_counter() - started, self.device),
-                           step=result.steps_run, total=steps, done=True)
+                           in_frame=in_frame and in_frame.picture, step=result.steps_run, total=steps, done=True,
+                           info=info + (f" · in the photo's frame (StyleGAN3): {in_frame.info}" if in_frame else ""))
 
     # -- Library files ---------------------------------------------------------------------
     def import_codes(self, library: CodeLibrary, model_name: str, path) -> ImportResult:

@@ -1,5 +1,6 @@
-"""The Studio's editing operations: attribute sliders (Edit tab), sketch to face (Sketch tab) and the
-StyleGAN3 image transform (rotation, translation) that Generate and Edit pass per call.
+"""The Studio's editing operations: attribute sliders (Edit tab), sketch to face (Sketch tab), the
+StyleGAN3 image transform (rotation, translation) that Generate and Edit pass per call, and the
+StyleGAN3 rendering of an inverted code in its photo's frame (unaligned photos).
 
 `EditingStudio` is a mixin of `studio.Studio` (it uses its models, code resolution, files and
 library helpers); it lives here so the tabs' operations do not crowd studio.py.
@@ -163,10 +164,7 @@ class EditingStudio:
         forward. add=True also stores the edited code (its W part) in the library."""
         from .studio import timed
 
-        directions = self.directions(model_name)
-        values = parse_values(values)
-        dirs.check_names_ready(directions, list(values))
-        dirs.check_values(directions, values)
+        directions, values = self._checked_values(model_name, values)
         ws = self.resolve_code(reference, library, model_name)
         generator = self.generator(model_name)
         with timed() as clock, torch.no_grad():
@@ -191,6 +189,81 @@ class EditingStudio:
             result.info += f" · {error}"
         result.files.append(self.save_code(edited, model_name, stem))
         return result
+
+    def _checked_values(self, model_name: str, values) -> tuple[dirs.DirectionSet, dict[str, float]]:
+        """The model's directions and the slider values ('age=2, smile=1' or a dict), checked."""
+        directions = self.directions(model_name)
+        values = parse_values(values)
+        dirs.check_names_ready(directions, list(values))
+        dirs.check_values(directions, values)
+        return directions, values
+
+    # -- unaligned photos (StyleGAN3) ------------------------------------------------------------
+    def render_in_photo_frame(self, library, model_name: str, reference: str, values=None):
+        """StyleGAN3 only: the code `reference` (inverted from a photo), moved along the sliders'
+        directions (`values` as in `edit_attributes`), rendered where and how the face sits in an
+        upright crop of that photo (`inversion.photo_frame`: the aligned crop's rotation and shift
+        become the generator's transform), next to that crop of the photo and the StyleGAN2-style
+        paste-back. Returns an EditResult: picture = the three side by side; pasted = the render
+        put into the whole photo; files = those two, the render alone and the photo's crop.
+        Unverified on real StyleGAN3 weights (only tiny random models were available)."""
+        from .studio import timed
+
+        self._check_stylegan3(model_name)
+        link = self.photo_link(library, reference)
+        if link is None:
+            raise UserError(f"{reference!r} was not inverted from a photo, so it has no photo frame: invert a photo "
+                            "(Invert tab) and pick its code")
+        directions, values = self._checked_values(model_name, values)
+        ws = self.resolve_code(reference, library, model_name)
+        with timed() as clock:
+            result = self.in_photo_frame(model_name, dirs.apply_directions(directions, ws, values), link,
+                                         f"photo_frame_{reference}", dirs.style_editor(directions, values))
+        result.info += f" · {format_values(values) or 'no edit'} · {clock.text(self.device)}"
+        return result
+
+    def _check_stylegan3(self, model_name: str):
+        from .models.stylegan3 import StyleGAN3
+
+        generator = self.generator(model_name)
+        if not isinstance(generator, StyleGAN3):
+            raise UserError(f"rendering in the photo's frame needs a StyleGAN3 model; {model_name} ({generator.arch}) "
+                            "cannot rotate or shift its output. Use 'Show in the original photo' (paste-back) instead.")
+        return generator
+
+    def in_photo_frame(self, model_name: str, ws: torch.Tensor, link, stem: str,
+                       editor: Optional[LayerEditor] = None, styles: Optional[list] = None,
+                       aligned: Optional[Image.Image] = None):
+        """The pictures of `render_in_photo_frame` for a code `ws` (or, from an S-space inversion,
+        its exact `styles`) and its photo link (a StyleGAN3 model). `aligned`: its plain render,
+        when the caller has it (a render saved: a StyleGAN3 forward at 1024 px takes a while on a CPU)."""
+        from .inversion import photo_frame as pf
+        from .studio import EditResult
+
+        generator = self._check_stylegan3(model_name)
+        frame = pf.photo_frame(link)
+
+        def draw(layer_editor):
+            if styles is not None:
+                return generator.synthesis(editor=layer_editor, styles=[s.to(self.device) for s in styles])
+            return generator.synthesis(ws.to(self.device), layer_editor)
+
+        with torch.no_grad():
+            aligned = aligned if aligned is not None else tensor_to_pil(draw(editor))
+            in_frame = tensor_to_pil(draw(self.transform_editor(
+                model_name, ImageTransform(frame.rotate, frame.tx, frame.ty), editor)))
+        crop = pf.photo_frame_crop(link.photo, frame, generator.resolution)
+        pasted_sg2 = pf.photo_frame_crop(link.paste(aligned), frame, generator.resolution)
+        strip = self.picture(pf.side_by_side([crop, in_frame, pasted_sg2]), stem,
+                             "the photo · StyleGAN3 in its frame · paste-back")
+        render = self.picture(in_frame, f"{stem}_render")
+        pasted = self.picture(pf.paste_frame_render(link.photo, link, frame, in_frame), f"{stem}_in_photo",
+                              f"in {link.source or 'the photo'}")
+        files = [strip.path, render.path, pasted.path, self.picture(crop, f"{stem}_photo_crop").path]
+        info = (f"left: the photo's crop · middle: StyleGAN3 rendered in it (rotation {frame.rotate:.1f}°, shift "
+                f"{frame.tx:.3f}, {frame.ty:.3f} image widths) · right: the aligned result pasted back "
+                "(StyleGAN2-style) · unverified on real StyleGAN3 weights")
+        return EditResult(strip, files, info, [], pasted)
 
     # -- Sketch ----------------------------------------------------------------------------------
     def sketch_stream(self, library, model_name: str, drawing, candidates=2, steps=60,

@@ -134,6 +134,7 @@ def test_every_endpoint_answers_through_gradio_client(tiny, tiny_client):
         "/export_library": lambda: client.predict(api_name="/export_library"),
         "/edit_attributes": lambda: client.predict("seed 3", "sefa_coarse_0=3, pca_0=-2", api_name="/edit_attributes"),
         "/add_edit_to_library": lambda: client.predict("seed 3", "pca_0=2", api_name="/add_edit_to_library"),
+        "/edit_in_photo_frame": lambda: refusal(lambda: client.predict("seed 3", "", api_name="/edit_in_photo_frame")),
         "/sketch_to_face": lambda: client.predict(None, handle_file(str(tiny_sketch(folder))), "", 2, 10,
                                                   api_name="/sketch_to_face"),
         "/extend_canvas": lambda: client.predict("seed 1", 8, "replicate", 0.5, 0.25, 0.0, 0.125,
@@ -177,6 +178,7 @@ def test_every_endpoint_answers_through_gradio_client(tiny, tiny_client):
     assert len(variations) == 3 and "3 variations" in variations_info
     assert "no face found in the target" in results["/transfer_region"]
     assert "fine-tune" in results["/translate_generators"]
+    assert "needs a StyleGAN3 model" in results["/edit_in_photo_frame"]
     assert "No frame of the clip shows a face" in results["/edit_video"]
     assert "restored" in results["/import_library"] and "restored" in results["/restore_latent"][1]
     edited, _, edit_info = results["/edit_attributes"]  # instant directions: the tiny model has none stored

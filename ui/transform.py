@@ -1,4 +1,5 @@
-"""StyleGAN3 rotation and translation controls, shown only while a StyleGAN3 model is picked."""
+"""StyleGAN3 rotation and translation controls (and any StyleGAN3-only control), shown only while a
+StyleGAN3 model is picked."""
 from dataclasses import dataclass
 
 import gradio as gr
@@ -24,5 +25,11 @@ def transform_controls(ctx, prefix: str) -> TransformControls:
                        elem_id=f"{prefix}-tx")
         ty = gr.Slider(-TRANSLATION_LIMIT, TRANSLATION_LIMIT, 0, step=0.01, label="Shift y",
                        elem_id=f"{prefix}-ty")
-    ctx.follow_model(row, lambda model_name: gr.update(visible=ctx.studio.architecture(model_name) == "stylegan3"))
+    shown_for_stylegan3(ctx, row)
     return TransformControls([rotate, tx, ty])
+
+
+def shown_for_stylegan3(ctx, component) -> None:
+    """Show `component` only while a StyleGAN3 model is picked."""
+    ctx.follow_model(component,
+                     lambda model_name: gr.update(visible=ctx.studio.architecture(model_name) == "stylegan3"))

@@ -5,7 +5,7 @@ from stylegan_core.editing.directions import SLIDER_LIMIT
 from stylegan_core.studio_edit import EditSliders, format_values
 from ui.common import AppContext
 from ui.results import edit_outputs, show_edit
-from ui.transform import transform_controls
+from ui.transform import shown_for_stylegan3, transform_controls
 
 TITLE, ID = "Edit", "edit"
 NAMED_SLOTS = 16  # slider slots; the model's directions fill them (labels follow the model picker)
@@ -38,6 +38,8 @@ def build(ctx: AppContext) -> None:
             with gr.Row():
                 reset = gr.Button("Reset")
                 add = gr.Button("Add to library", variant="primary")
+            in_frame = gr.Button("Render in the photo's frame (StyleGAN3)", visible=False, elem_id="edit-in-frame")
+            shown_for_stylegan3(ctx, in_frame)
         with gr.Column():
             outputs = edit_outputs("edit-result", "Edited")
     sliders = named + unnamed
@@ -80,3 +82,10 @@ def build(ctx: AppContext) -> None:
     ctx.event(lambda fn, i, o, **kw: gr.on(live, fn, i, o, **kw), edit, inputs, outputs,
               api_name="edit_attributes", library="read", trigger_mode="always_last")
     ctx.event(add.click, add_to_library, inputs, outputs, api_name="add_edit_to_library")
+
+    def edit_in_photo_frame(lib, reference, text, model_name):
+        """A code inverted from a photo, edited, rendered where and how the face sits in that photo."""
+        return show_edit(ctx.studio.render_in_photo_frame(lib, model_name, reference, text))
+
+    ctx.event(in_frame.click, edit_in_photo_frame, [code, values], outputs, api_name="edit_in_photo_frame",
+              library="read")

@@ -8,6 +8,7 @@ import gradio as gr
 from stylegan_core import codes, examples
 from ui.common import AppContext, file_path, to_gradio_error
 from ui.results import IN_PHOTO_LABEL, paste_toggle
+from ui.transform import shown_for_stylegan3
 
 TITLE, ID = "Invert", "invert"
 LARGEST = "largest face"
@@ -63,6 +64,11 @@ def build(ctx: AppContext) -> None:
                                    info="the inverted face warped back into your photo")
             shown = gr.State(None)  # (plain path, pasted path) of the finished inversion
             paste_toggle(shown, in_photo, inverted)
+            in_frame = gr.Image(label="In the photo's frame (StyleGAN3): the photo · the inversion rendered in its "
+                                "frame · the paste-back", visible=False, elem_id="invert-in-frame")
+            shown_for_stylegan3(ctx, in_frame)
+            framed = gr.State(None)  # its path: a State keeps it out of /invert's outputs (the API's tuple)
+            framed.change(lambda path: path, framed, in_frame, queue=False, api_visibility="private")
             metrics = gr.JSON(label="Quality (not the optimised loss)")
             files = gr.File(label="Downloads", file_count="multiple")
             info = gr.Markdown()
@@ -105,12 +111,14 @@ def build(ctx: AppContext) -> None:
             for update in updates:
                 if update.done:
                     paths = (update.result.path, update.pasted.path if update.pasted else None)
-                    yield lib, update.aligned.path, update.result.path, update.metrics, update.files, update.info, paths
+                    frame_path = update.in_frame.path if update.in_frame else None
+                    yield (lib, update.aligned.path, update.result.path, update.metrics, update.files, update.info,
+                           paths, frame_path)
                     continue
                 progress((update.step, update.total), desc="inverting")
                 cleared = None if first else gr.skip()  # a new run: nothing of the last one stays
                 preview_image = cleared if update.preview is None else update.preview
-                yield gr.skip(), update.aligned.path, preview_image, cleared, cleared, update.info, cleared
+                yield gr.skip(), update.aligned.path, preview_image, cleared, cleared, update.info, cleared, cleared
                 first = False
         finally:
             STOPS.pop(request.session_hash, None)
@@ -124,9 +132,10 @@ def build(ctx: AppContext) -> None:
         except Exception as error:  # noqa: BLE001 - the error boundary, as a warning
             message = str(to_gradio_error(error, "invert").message)
             gr.Warning(message)
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"**Not inverted:** {message}", gr.skip()
+            yield (gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"**Not inverted:** {message}", gr.skip(),
+                   gr.skip())
 
-    outputs = [aligned, inverted, metrics, files, info, shown]
+    outputs = [aligned, inverted, metrics, files, info, shown, framed]
     ctx.event(invert_button.click, invert_on_page, [photo, faces, steps, space], outputs,
               api_name="invert_on_page", api_visibility="private")
     ctx.event(gr.Button(visible=False).click, invert, [photo, faces, steps, space], outputs, api_name="invert")
