@@ -173,14 +173,14 @@ class EditingStudio:
             image = tensor_to_pil(generator.synthesis(edited.to(self.device), editor))
         stem = f"edit_{reference}"
         extra = f" · {format_values(values) or 'no change'}"
-        if not add:
-            return self._result(library, model_name, image, stem, clock, extra=extra)
+        if not add:  # the face keeps its place in the photo: the result pastes back like the other edits
+            return self._result(library, model_name, image, stem, clock, extra=extra, source=reference)
         in_s = [n for n in values if directions.directions[n].in_style_space]
         if in_s:
             extra += (f" · the library code holds the W part only: {', '.join(in_s)} (style-channel sliders) "
                       "are not in it")
         photo = library.get(reference).photo if reference in library else None  # paste-back still finds it
-        result = self._result(library, model_name, image, stem, clock, extra=extra)
+        result = self._result(library, model_name, image, stem, clock, extra=extra, source=reference)
         try:
             result.added = [library.add(edited, model_name, "edit", f"{reference} edited", image,
                                         {"values": values}, photo=photo).name]

@@ -214,6 +214,10 @@ def test_edits_of_a_code_with_a_photo_are_pasted_into_that_photo(studio, library
     assert np.abs(pasted[:, :20] - 200).max() <= 1  # the photo outside the face is kept
     assert library.get(result.added[0]).photo is library.get("me").photo  # the edit keeps the link
     assert studio.style_transfer(library, MODEL, "seed 1", "seed 2", 8).pasted is None  # seeds have no photo
+    slider_edit = studio.edit_attributes(library, MODEL, "me", "")  # the Edit tab's result too
+    assert slider_edit.pasted is not None and slider_edit.pasted.image.size == (160, 120)
+    kept = studio.edit_attributes(library, MODEL, "me", "", add=True)
+    assert kept.pasted is not None and library.get(kept.added[0]).photo is library.get("me").photo
 
 
 def test_a_new_library_holds_the_example_codes_with_their_photos(studio):
