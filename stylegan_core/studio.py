@@ -257,9 +257,8 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
             examples.example_codes(library, render=self._example_thumbnail)  # the tabs' defaults always work
         try:
             entry = library.get(reference)
-        except LibraryError as error:
-            hint = f" (for a random face type 'seed {reference}')" if reference.isdigit() else ""
-            raise StudioError(f"{error}{hint}") from error
+        except LibraryError as error:  # its message suggests 'seed 7' for a bare '7'
+            raise StudioError(str(error)) from error
         if entry.model_name != model_name or not codes.fits(self.generator(model_name), entry.ws):
             raise StudioError(
                 f"the code {reference!r} belongs to model {entry.model_name!r} "
