@@ -26,7 +26,7 @@ from PIL import Image
 
 from .inversion import align, metrics
 from . import codes, examples
-from .editing import edits, feature_blend
+from .editing import edits, feature_blend, video_io
 from .loading import zoo
 from .errors import UserError
 from .images import load_image, tensor_to_pil
@@ -77,6 +77,13 @@ class GalleryResult:
     files: list[str]
     info: str
     added: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MorphResult(GalleryResult):
+    """A morph: its frames, and `animation`, the GIF that plays them there and back."""
+
+    animation: str = ""
 
 
 @dataclass
@@ -557,12 +564,15 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
                 path = edits.morph_codes(self.resolve_code(first, library, model_name, psi),
                                          self.resolve_code(second, library, model_name, psi), frames)
             images = edits.render_codes(generator, path.to(self.device))
-        gif = self.new_path("morph", ".gif")
-        edits.frames_to_gif(list(images), gif, fps=codes.MORPH_FPS, boomerang=True)
-        pictures = [self.picture(tensor_to_pil(image), f"morph_{i + 1:02d}", f"frame {i + 1}")
-                    for i, image in enumerate(images)]
-        return GalleryResult(pictures, [str(gif)] + [p.path for p in pictures],
-                             f"{len(pictures)} frames in {clock.text(self.device)}")
+        stills = [tensor_to_pil(image) for image in images]
+        gif = edits.frames_to_gif(stills, self.new_path("morph", ".gif"), fps=codes.MORPH_FPS, boomerang=True,
+                                  max_side=codes.MORPH_GIF_SIDE)
+        mp4 = video_io.write_clip(edits.there_and_back(stills), self.new_path("morph", ".mp4"), codes.MORPH_FPS)
+        pictures = [self.picture(still, f"morph_{i + 1:02d}", f"frame {i + 1}") for i, still in enumerate(stills)]
+        return MorphResult(pictures, [str(gif), str(mp4)] + [p.path for p in pictures],
+                           f"{len(pictures)} frames in {clock.text(self.device)} · downloads: MP4 "
+                           f"({stills[0].width} px), GIF ({min(stills[0].width, codes.MORPH_GIF_SIDE)} px), "
+                           "frames (PNG)", animation=str(gif))
 
     def style_transfer(self, library: CodeLibrary, model_name: str, content: str, style: str,
                        split_resolution=codes.DEFAULT_SPLIT_RESOLUTION) -> EditResult:

@@ -131,6 +131,7 @@ def test_every_endpoint_answers_through_gradio_client(tiny, tiny_client):
         "/panorama": lambda: client.predict("seed 1, seed 2, seed 3", "horizontal", 1.0, api_name="/panorama"),
         "/rename_code": lambda: client.predict("seed 1", "first", api_name="/rename_code"),
         "/delete_code": lambda: client.predict("first", api_name="/delete_code"),
+        "/undo_delete": lambda: client.predict(api_name="/undo_delete"),
         "/export_library": lambda: client.predict(api_name="/export_library"),
         "/edit_attributes": lambda: client.predict("seed 3", "sefa_coarse_0=3, pca_0=-2", api_name="/edit_attributes"),
         "/add_edit_to_library": lambda: client.predict("seed 3", "pca_0=2", api_name="/add_edit_to_library"),
@@ -166,8 +167,9 @@ def test_every_endpoint_answers_through_gradio_client(tiny, tiny_client):
     aligned, inverted, metrics, invert_files, _ = results["/invert"]
     assert Image.open(inverted).size == (32, 32) and metrics["psnr"] > 0
     assert load_latent(next(f for f in invert_files if f.endswith(".npz"))).space == "w"
-    frames, morph_files, _ = results["/morph"]
-    assert len(frames) == 3 and morph_files[0].endswith(".gif")
+    animation, frames, morph_files, _ = results["/morph"]
+    assert len(frames) == 3 and morph_files[0].endswith(".gif") and morph_files[1].endswith(".mp4")
+    assert Image.open(animation).n_frames == 3 + 1  # there and back
     for name in ("/style_transfer", "/expression_transfer", "/style_mixing", "/blend", "/panorama"):
         image, downloads, info = results[name]
         assert np.asarray(Image.open(image)).std() > 0 and downloads and "s on cpu" in info, name
@@ -188,7 +190,8 @@ def test_every_endpoint_answers_through_gradio_client(tiny, tiny_client):
     assert len(candidates) == 2 and Image.open(candidates[0]["image"]).size == (32, 32)
     assert any(f.endswith(".npz") for f in sketch_files) and "Edit tab" in sketch_info
     assert {"sketch 1", "sketch 2"} <= set(names(client))
-    assert "first" not in names(client) and "seed 2" in names(client)
+    assert "restored 'first'" in results["/undo_delete"]
+    assert "first" in names(client) and "seed 1" not in names(client) and "seed 2" in names(client)
 
 
 def test_every_model_event_shares_one_concurrency_limit(tiny):
@@ -215,7 +218,7 @@ def test_names_and_faces_from_gradio_client_alone(tiny_client):
     """No page state: custom library names and face choices are accepted as values."""
     client = tiny_client
     client.predict("5", 0.7, api_name="/generate")
-    assert "renamed seed 5 to five" in client.predict("seed 5", "five", api_name="/rename_code")
+    assert "renamed 'seed 5' to 'five'" in client.predict("seed 5", "five", api_name="/rename_code")
     with pytest.raises(AppError, match="no code named 'nobody'"):
         client.predict("nobody", api_name="/delete_code")
     photo = handle_file(str(REPO / "examples" / "astronaut.jpg"))
@@ -336,9 +339,9 @@ def test_edits(client):
         image, files, info = client.predict(*args, api_name=api_name)
         assert not_blank(image), api_name
         assert files and "s on cpu" in info, api_name
-    frames, files, info = client.predict("seed 1", "seed 2", 3, "linear W+", api_name="/morph")
-    assert len(frames) == 3 and files[0].endswith(".gif")
-    assert Image.open(files[0]).n_frames >= 3
+    animation, frames, files, info = client.predict("seed 1", "seed 2", 3, "linear W+", api_name="/morph")
+    assert len(frames) == 3 and files[0].endswith(".gif") and files[1].endswith(".mp4")
+    assert Image.open(animation).n_frames >= 3 and max(Image.open(animation).size) <= codes.MORPH_GIF_SIDE
 
 
 @pytest.mark.real

@@ -116,7 +116,10 @@ class AppContext:
     library: gr.State
     model: gr.Dropdown
     pickers: list = field(default_factory=list)
-    _library_views: list = field(default_factory=list)  # (outputs, fn(lib) -> updates)
+    # {"from": old name or None, "select": name}: set by a rename (or an undone delete) so that every
+    # picker showing the old name follows it; consumed by the next library refresh.
+    renamed: gr.State = field(default_factory=lambda: gr.State(None))
+    _library_views: list = field(default_factory=list)  # (outputs, fn(lib, *inputs) -> updates, inputs)
     _library_events: list = field(default_factory=list)
     _model_views: list = field(default_factory=list)  # (output, fn(model_name) -> update)
     _keep: Optional[tuple] = None  # (fn(lib, browser id), the gr.BrowserState): see keep_across_reloads
@@ -128,9 +131,10 @@ class AppContext:
         self.pickers.append(picker)
         return picker
 
-    def on_library_change(self, outputs: list, fn: Callable[[CodeLibrary], list]) -> None:
-        """Refresh `outputs` with fn(library) after every event that changes the library."""
-        self._library_views.append((outputs, fn))
+    def on_library_change(self, outputs: list, fn: Callable[..., list], inputs: Sequence = ()) -> None:
+        """Refresh `outputs` with fn(library, *values of `inputs`) after every event that changes
+        the library (e.g. a view that keeps its selection while it is still in the library)."""
+        self._library_views.append((outputs, fn, list(inputs)))
 
     def follow_model(self, output, fn: Callable[[str], dict]) -> None:
         """Update `output` with fn(model_name) when the page loads and when the model changes."""
@@ -160,15 +164,20 @@ class AppContext:
 
     def finish(self, demo: gr.Blocks) -> None:
         """Wire the library refresh and the model-following views (after every tab is built)."""
-        views = [(self.pickers, lambda lib: [gr.update(choices=lib.names() + SEED_EXAMPLES)] * len(self.pickers)),
+        views = [(self.pickers + [self.renamed], _picker_updates, self.pickers + [self.renamed]),
                  *self._library_views]
-        refresh_outputs = [output for outputs, _ in views for output in outputs]
+        refresh_outputs = [output for outputs, _, _ in views for output in outputs]
+        refresh_inputs = [self.library] + [value for _, _, inputs in views for value in inputs]
 
-        def refresh(lib: CodeLibrary):
-            return [update for _, fn in views for update in fn(lib)]
+        def refresh(lib: CodeLibrary, *values):
+            updates, at = [], 0
+            for _, fn, inputs in views:
+                updates += fn(lib, *values[at:at + len(inputs)])
+                at += len(inputs)
+            return updates
 
         for event in self._library_events:
-            event.success(refresh, self.library, refresh_outputs, queue=False, api_visibility="private")
+            event.success(refresh, refresh_inputs, refresh_outputs, queue=False, api_visibility="private")
             if self._keep is not None:
                 keep, browser_id = self._keep
                 event.success(keep, [self.library, browser_id], None, queue=False, api_visibility="private")
@@ -183,6 +192,16 @@ class AppContext:
 
             for trigger in (demo.load, self.model.change):
                 trigger(follow, self.model, model_outputs, queue=False, api_visibility="private")
+
+
+def _picker_updates(lib: CodeLibrary, *values) -> list:
+    """Every code picker gets the library's names; one that showed a renamed code shows its new
+    name (a deleted one keeps its value and says "no code named ..." when used). Consumes `renamed`."""
+    *shown, renamed = values
+    old = (renamed or {}).get("from")
+    choices = lib.names() + SEED_EXAMPLES
+    return [gr.update(choices=choices, value=renamed["select"]) if old is not None and value == old
+            else gr.update(choices=choices) for value in shown] + [None]
 
 
 def keep_across_reloads(ctx: AppContext, demo: gr.Blocks, store: LibraryStore) -> None:
