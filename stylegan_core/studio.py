@@ -80,6 +80,15 @@ class GalleryResult:
 
 
 @dataclass
+class ModelStatus:
+    """A model's state for the status line: one short sentence (markdown) and the details."""
+
+    line: str
+    details: str  # plain text: where the weights came from, or what was tried and how to fix it
+    ready: bool = True  # loaded (False: loading, or it cannot load)
+
+
+@dataclass
 class MorphResult(GalleryResult):
     """A morph: its frames, and `animation`, the GIF that plays them there and back."""
 
@@ -178,6 +187,7 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._loading: set[str] = set()
+        self._failed: set[str] = set()  # models whose last load failed (the menu says so)
         self._new_library: Optional[CodeLibrary] = None  # the template of a new visitor's library
         self._new_library_lock = threading.Lock()
 
@@ -206,6 +216,10 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
                 try:
                     checkpoint = self.checkpoint if name == zoo.CUSTOM_CHECKPOINT else None
                     self._models[name] = zoo.load_model(name, device=str(self.device), checkpoint=checkpoint)
+                    self._failed.discard(name)
+                except UserError:
+                    self._failed.add(name)
+                    raise
                 finally:
                     self._loading.discard(name)
             return self._models[name]
@@ -218,24 +232,40 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
     def is_loading(self, model_name: Optional[str] = None) -> bool:
         return (model_name or self.default_model) in self._loading
 
-    def status_line(self, model_name: Optional[str] = None) -> str:
-        """One line: model, where its weights came from, device, CUDA ops. Never waits for a load."""
+    def model_status(self, model_name: Optional[str] = None) -> ModelStatus:
+        """The model's state in one short sentence, and the details (where its weights came from,
+        the CUDA ops; or what was tried to load it). Loads the model (a load under way: no wait)."""
         from .ops import cuda_ops_status
 
         name = model_name or self.default_model
+        device = f"device **{self.device}** · {cuda_ops_status()}"
         if self.is_loading(name):
-            return (f"loading model **{name}**… (the first start fetches and converts the weights, "
-                    f"about a minute) · device **{self.device}** · {cuda_ops_status()}")
+            return ModelStatus(f"loading model **{name}**… (a first start fetches and converts the weights, "
+                               f"about a minute)", device, ready=False)
         try:
             loaded = self.load(name)
-            model = f"model **{loaded.name}** ({loaded.entry.description}) from {loaded.source_description}"
         except UserError as error:
             log.info("model %s not available: %s", name, " ".join(str(error).split()))
-            model = f"model **{name}** not available: {str(error).splitlines()[0]}"
+            short = error.summary or str(error).splitlines()[0]
+            return ModelStatus(f"**{name}** is not available: {short}. Pick another model.", str(error), False)
         except Exception:  # noqa: BLE001 - a bug while loading: logged, and the line still shows
             log.exception("loading model %s failed", name)
-            model = f"model **{name}** not available (an unexpected error; see the server log)"
-        return f"{model} · device **{self.device}** · {cuda_ops_status()}"
+            return ModelStatus(f"**{name}** is not available (an unexpected error). Pick another model.",
+                               "see the server log", False)
+        return ModelStatus(f"model **{loaded.name}** ready: {loaded.entry.description.split(' (')[0]}",
+                           f"{loaded.entry.description}; weights from {loaded.source_description}; {device}")
+
+    def model_notes(self, probe_network: bool = False) -> dict[str, str]:
+        """A few words per model of `model_choices` on whether it can load here ('' = it can):
+        "not available offline", "downloads on first use", "failed to load"... Never loads one."""
+        notes = {}
+        for name in self.model_choices():
+            if name in self._models or name not in zoo.MODELS:
+                notes[name] = "failed to load" if name in self._failed else ""
+                continue
+            note = zoo.availability(name, probe_network).note
+            notes[name] = "failed to load" if name in self._failed and not note else note
+        return notes
 
     def resolutions(self, model_name: Optional[str] = None) -> list[int]:
         """The layer resolutions of a model (the choices of 'content up to' and 'blend at'), known

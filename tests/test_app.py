@@ -24,6 +24,7 @@ from stylegan_core.latents import load_latent
 from stylegan_core.library import CodeLibrary
 from stylegan_core.models.stylegan2 import tiny_stylegan2
 from stylegan_core.studio import Studio
+from stylegan_core.errors import UserError
 from ui.common import HEAVY, public_message
 
 REPO = Path(__file__).resolve().parents[1]
@@ -284,6 +285,27 @@ def test_public_message_hides_server_paths():
 
     message = public_message(Missing("no latent file at /srv/app/tmp/abc/code.npz; psi 0.5/1"))
     assert message == "no latent file at code.npz; psi 0.5/1"
+
+
+def test_a_model_that_cannot_load_shows_one_sentence_and_folds_the_details(isolated, monkeypatch):
+    from stylegan_core.loading.weights import HubLocation, WeightFile, KNOWN_FILES
+    from ui.common import model_menu, status_markdown
+
+    file = WeightFile("tiny/off.pt", hub=HubLocation("org/off", "off.pt", "0" * 40))
+    monkeypatch.setitem(KNOWN_FILES, file.file_id, file)
+    monkeypatch.setitem(zoo.MODELS, "off", zoo.ModelEntry("off", "stylegan2", "", 32, "", (file.file_id,),
+                                                          verified=False, converter="checkpoint"))
+    studio = Studio(default_model="off", device="cpu", output_dir=str(isolated / "out"))
+    state = studio.model_status("off")
+    assert not state.ready and "\n" not in state.line and "cannot be downloaded offline" in state.line
+    assert "Tried:" in state.details and str(isolated) in state.details
+    shown = status_markdown(state)
+    assert shown.startswith(state.line + "\n<details>") and str(isolated) not in shown  # paths cut
+    assert ("off (not available offline)", "off") in model_menu(studio, probe_network=True)
+    with pytest.raises(UserError) as failure:
+        studio.load("off")
+    toast = public_message(failure.value)
+    assert "\n" not in toast and toast.startswith("the model 'off' cannot load") and "server log" in toast
 
 
 # -- the real default model, as a script user sees it ---------------------------------------------

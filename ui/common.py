@@ -16,7 +16,7 @@ import gradio as gr
 from stylegan_core.errors import UserError
 from stylegan_core.library import CodeLibrary
 from stylegan_core.sessions import LibraryStore
-from stylegan_core.studio import Picture, Studio
+from stylegan_core.studio import ModelStatus, Picture, Studio
 
 log = logging.getLogger("app")
 
@@ -41,9 +41,11 @@ def heavy_concurrency() -> int:
 
 # -- the error boundary ---------------------------------------------------------------------------
 def public_message(error: BaseException) -> str:
-    """A UserError's message as a visitor may see it: absolute server paths cut to the file name,
-    at most a few lines (the full text is in the server log)."""
-    text = hide_paths(str(error).strip() or type(error).__name__)
+    """A UserError's message as a visitor may see it: its summary when it has one, absolute server
+    paths cut to the file name, at most a few lines (the full text is in the server log)."""
+    summary = getattr(error, "summary", None)  # a long message's one sentence; the log has it all
+    text = hide_paths(f"{summary} (the details are in the server log)" if summary
+                      else str(error).strip() or type(error).__name__)
     lines = text.splitlines()
     if len(lines) > MAX_MESSAGE_LINES:
         text = "\n".join(lines[:MAX_MESSAGE_LINES]) + "\n… (the full text is in the server log)"
@@ -222,16 +224,38 @@ def keep_across_reloads(ctx: AppContext, demo: gr.Blocks, store: LibraryStore) -
     ctx._keep = (lambda library, kept_id: store.keep(kept_id, library), browser_id)
 
 
+def model_menu(studio: Studio, probe_network: bool = False) -> list[tuple[str, str]]:
+    """The model menu's (label, name) choices: a model that cannot load here says so in its label,
+    e.g. 'stylegan2-ffhq (not available offline)'; the value stays the plain name."""
+    notes = studio.model_notes(probe_network)
+    return [(f"{name} ({notes[name]})" if notes.get(name) else name, name) for name in studio.model_choices()]
+
+
+def status_markdown(state: ModelStatus) -> str:
+    """The status line: one short sentence, and the long text (what was tried, how to fix it; or
+    where the weights came from) folded away in a <details>, so the line keeps its height."""
+    summary = "details" if state.ready else "what was tried, and how to fix it"
+    details = hide_paths(state.details).replace("```", "'''")
+    return f"{state.line}\n<details><summary>{summary}</summary>\n\n```text\n{details}\n```\n</details>"
+
+
 def model_bar(studio: Studio, demo: gr.Blocks) -> gr.Dropdown:
-    """The model picker and the status line (polled every 2 s only while a model is loading)."""
-    with gr.Row():
-        model = gr.Dropdown(studio.model_choices(), value=studio.default_model, label="Model", scale=1)
-        status = gr.Markdown(elem_id="status-line")
+    """The model picker and the status line (polled every 2 s only while a model is loading). The
+    menu is built from the files on this machine at start-up; on page load (and after each model
+    change) it also says which models could be downloaded now."""
+    with gr.Row(equal_height=True):
+        model = gr.Dropdown(model_menu(studio), value=studio.default_model, label="Model", scale=1,
+                            elem_id="model-menu")
+        status = gr.Markdown(elem_id="status-line", min_height=64, scale=2)
     timer = gr.Timer(2.0)
 
     def show_status(model_name):
-        return hide_paths(studio.status_line(model_name)), gr.Timer(active=studio.is_loading(model_name))
+        state = studio.model_status(model_name)  # loads the model (the menu then knows if it failed)
+        loading = studio.is_loading(model_name)
+        menu = gr.skip() if loading else gr.update(choices=model_menu(studio, probe_network=True))
+        return status_markdown(state), gr.Timer(active=loading), menu
 
     for trigger in (demo.load, model.change, timer.tick):
-        trigger(show_status, model, [status, timer], api_visibility="private", queue=False)
+        trigger(show_status, model, [status, timer, model], api_visibility="private", queue=False,
+                show_progress="hidden")
     return model
