@@ -246,11 +246,12 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
             loaded = self.load(name)
         except UserError as error:
             log.info("model %s not available: %s", name, " ".join(str(error).split()))
-            short = error.summary or str(error).splitlines()[0]
-            return ModelStatus(f"**{name}** is not available: {short}. Pick another model.", str(error), False)
+            line = (error.summary[0].upper() + error.summary[1:] + "." if error.summary
+                    else f"**{name}** is not available: {str(error).splitlines()[0]}")
+            return ModelStatus(line, str(error), False)
         except Exception:  # noqa: BLE001 - a bug while loading: logged, and the line still shows
             log.exception("loading model %s failed", name)
-            return ModelStatus(f"**{name}** is not available (an unexpected error). Pick another model.",
+            return ModelStatus(f"**{name}** is not available (an unexpected error); pick another model.",
                                "see the server log", False)
         return ModelStatus(f"model **{loaded.name}** ready: {loaded.entry.description.split(' (')[0]}",
                            f"{loaded.entry.description}; weights from {loaded.source_description}; {device}")

@@ -212,8 +212,8 @@ def test_a_missing_hub_model_says_so_in_one_sentence(isolated, monkeypatch):
     with pytest.raises(weights.WeightsUnavailable) as failure:
         zoo.load_model("off")
     assert "Tried:" in str(failure.value)  # the full text keeps what was tried
-    assert failure.value.summary == ("the model 'off' cannot load: its weight file off.pt is not on this "
-                                     "server and cannot be downloaded offline")
+    assert failure.value.summary == ("the model 'off' cannot load: its weights are not on this server and "
+                                     "cannot be downloaded offline")
     assert zoo.availability("off") == zoo.Availability(False, None)
     assert zoo.availability("off", probe_network=True).note == "not available offline"  # HF_HUB_OFFLINE=1
 

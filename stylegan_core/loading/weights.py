@@ -636,7 +636,7 @@ def resolve_file(file: WeightFile, local_path: Optional[os.PathLike] = None) -> 
         return ResolvedFile(file, path, description)
     error = WeightsUnavailable(_unavailable_message(file, tried))
     offline = any(label == "Hugging Face Hub" and "not in the Hub cache" in why for label, why in tried)
-    error.summary = (f"its weight file {file.basename} is not on this server"
+    error.summary = (f"the weight file {file.basename} is not on this server"
                      + (" and cannot be downloaded offline" if offline else " and could not be downloaded"))
     raise error
 

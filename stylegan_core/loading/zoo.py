@@ -254,7 +254,8 @@ def _load_entry(entry: ModelEntry, device: Union[str, torch.device]) -> LoadedMo
     try:
         resolved = [resolve(file_id) for file_id in entry.file_ids]
     except WeightsUnavailable as error:  # the full text says what was tried; the summary names the model
-        error.summary = f"the model {entry.name!r} cannot load: {error.summary}"
+        error.summary = (f"the model {entry.name!r} cannot load: its weights are not on this server and "
+                         + ("cannot be downloaded offline" if "offline" in error.summary else "could not be downloaded"))
         raise
     files = [(r.path, r.file.sha256) for r in resolved]
     generator = _cached_conversion(entry.name, entry.converter, files, device, replace_older=True)

@@ -22,7 +22,7 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         animation = gr.Image(label="Animation (plays there and back)", elem_id="morph-animation", height=384,
                              scale=2, interactive=False)
-        gallery = gr.Gallery(label="Frames", columns=3, height=384, elem_id="morph-gallery", scale=3)
+        gallery = gr.Gallery(label="Frames", columns=4, height=384, elem_id="morph-gallery", scale=3)
     files = gr.File(label="Downloads (MP4, GIF and frames)", file_count="multiple", height=160)
     info = gr.Markdown()
 
