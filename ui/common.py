@@ -149,7 +149,8 @@ class AppContext:
         library=True: fn receives the visitor's CodeLibrary first and returns it first, and the
         library views refresh afterwards; library="read": fn receives it but does not return it;
         False: neither. with_model=True appends the model picker's value to the inputs (last, so
-        API callers may omit it). heavy=True puts the event in the one shared queue of model work.
+        API callers may omit it). heavy=True puts the event in the one shared queue of model work
+        (heavy=False: queued without a limit).
         The API's arguments are `inputs` in order, as shown on the page; keep that order stable.
         """
         inputs = ([self.library] if library else []) + list(inputs) + ([self.model] if with_model else [])
@@ -158,7 +159,9 @@ class AppContext:
             kwargs.setdefault("concurrency_id", HEAVY)
             kwargs.setdefault("concurrency_limit", heavy_concurrency())
         else:
-            kwargs.setdefault("queue", False)
+            # Light events are queued too, without a limit: only a queued event shows a refusal's
+            # message in a pop-up (a non-queued one just stamps "Error" on its outputs).
+            kwargs.setdefault("concurrency_limit", None)
         event = trigger(user_errors(fn), inputs, outputs, api_name=api_name, **kwargs)
         if library is True:
             self._library_events.append(event)
