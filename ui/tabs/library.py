@@ -8,7 +8,7 @@ TITLE, ID = "Library", "library"
 
 
 def build(ctx: AppContext) -> None:
-    gallery = gr.Gallery(label="Your codes", columns=8, height="auto", elem_id="library-gallery")
+    gallery = gr.Gallery(label="Your codes", columns=8, height=340, elem_id="library-gallery")
     with gr.Row():
         # Custom values are allowed so API callers (whose page never received the choices) can name a code.
         pick = gr.Dropdown([], value=None, label="Code", allow_custom_value=True, elem_id="library-pick")
