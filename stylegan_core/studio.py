@@ -85,7 +85,7 @@ class ModelStatus:
 
     line: str
     details: str  # plain text: where the weights came from, or what was tried and how to fix it
-    ready: bool = True  # loaded (False: loading, or it cannot load)
+    failed: bool = False  # the model cannot load (details: what was tried)
 
 
 @dataclass
@@ -238,23 +238,24 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         from .ops import cuda_ops_status
 
         name = model_name or self.default_model
-        device = f"device **{self.device}** · {cuda_ops_status()}"
+        device = f"device: {self.device}\n{cuda_ops_status()}"
         if self.is_loading(name):
             return ModelStatus(f"loading model **{name}**… (a first start fetches and converts the weights, "
-                               f"about a minute)", device, ready=False)
+                               f"about a minute)", device)
         try:
             loaded = self.load(name)
         except UserError as error:
             log.info("model %s not available: %s", name, " ".join(str(error).split()))
             line = (error.summary[0].upper() + error.summary[1:] + "." if error.summary
                     else f"**{name}** is not available: {str(error).splitlines()[0]}")
-            return ModelStatus(line, str(error), False)
+            return ModelStatus(line, str(error), failed=True)
         except Exception:  # noqa: BLE001 - a bug while loading: logged, and the line still shows
             log.exception("loading model %s failed", name)
             return ModelStatus(f"**{name}** is not available (an unexpected error); pick another model.",
-                               "see the server log", False)
-        return ModelStatus(f"model **{loaded.name}** ready: {loaded.entry.description.split(' (')[0]}",
-                           f"{loaded.entry.description}; weights from {loaded.source_description}; {device}")
+                               "see the server log", failed=True)
+        return ModelStatus(f"model **{loaded.name}** ready on **{self.device}**: "
+                           f"{loaded.entry.description.split(' (')[0]}",
+                           f"{loaded.entry.description}\nweights from {loaded.source_description}\n{device}")
 
     def model_notes(self, probe_network: bool = False) -> dict[str, str]:
         """A few words per model of `model_choices` on whether it can load here ('' = it can):

@@ -297,7 +297,7 @@ def test_a_model_that_cannot_load_shows_one_sentence_and_folds_the_details(isola
                                                           verified=False, converter="checkpoint"))
     studio = Studio(default_model="off", device="cpu", output_dir=str(isolated / "out"))
     state = studio.model_status("off")
-    assert not state.ready and "\n" not in state.line and "cannot be downloaded offline" in state.line
+    assert state.failed and "\n" not in state.line and "cannot be downloaded offline" in state.line
     assert "Tried:" in state.details and str(isolated) in state.details
     shown = status_markdown(state)
     assert shown.startswith(state.line + "\n<details>") and str(isolated) not in shown  # paths cut

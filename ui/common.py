@@ -237,7 +237,7 @@ def model_menu(studio: Studio, probe_network: bool = False) -> list[tuple[str, s
 def status_markdown(state: ModelStatus) -> str:
     """The status line: one short sentence, and the long text (what was tried, how to fix it; or
     where the weights came from) folded away in a <details>, so the line keeps its height."""
-    summary = "details" if state.ready else "what was tried, and how to fix it"
+    summary = "what was tried, and how to fix it" if state.failed else "details"
     details = hide_paths(state.details).replace("```", "'''")
     return f"{state.line}\n<details><summary>{summary}</summary>\n\n```text\n{details}\n```\n</details>"
 
