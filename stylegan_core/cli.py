@@ -135,7 +135,8 @@ def run_models(args: argparse.Namespace) -> int:
     for name in zoo.model_names():
         entry = zoo.MODELS[name]
         status = "verified" if entry.verified else "unverified"
-        print(f"{name:20} {entry.arch:16} {entry.resolution:5} px  {status:10}  {entry.description}")
+        here = zoo.availability(name, probe_network=True).note or "on this machine"
+        print(f"{name:20} {entry.arch:16} {entry.resolution:5} px  {status:10}  {here:22}  {entry.description}")
     return 0
 
 

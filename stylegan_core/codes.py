@@ -22,6 +22,7 @@ MAX_GRID_SIDE               4096 px              a side of the style-mixing grid
 MAX_CODES_PER_CALL          32                   codes one call makes from seeds (panorama)
 MORPH_FRAMES, DEFAULT_...   [2, 32], 6           frames of a morph
 MORPH_FPS, MAX_GIF_FPS      8, 50                GIF frame rate (GIF stores 1/100 s steps)
+MORPH_GIF_SIDE              384 px               the morph's GIF (the MP4 keeps the full size)
 EXPRESSION_STRENGTH, DEF..  [-5, 5], 1.0         lambda of expression transfer
 DEFAULT_SPLIT_RESOLUTION    64 px                style transfer: content rows up to here
 MIXING_LEVELS               coarse/middle/fine   the StyleGAN paper's style groups (px ranges)
@@ -64,6 +65,7 @@ MAX_CODES_PER_CALL = 32
 MORPH_FRAMES = (2, 32)  # budget: 2 S + frames * IMAGE(R) (edits.worst_case_bytes)
 DEFAULT_MORPH_FRAMES = 6
 MORPH_FPS = 8
+MORPH_GIF_SIDE = 384  # a 1024 px GIF takes ~1 MB a frame (6.8 MB for 6 frames); 384 px: ~0.15 MB
 MAX_GIF_FPS = 50
 EXPRESSION_STRENGTH = (-5.0, 5.0)
 DEFAULT_EXPRESSION_STRENGTH = 1.0

@@ -8,6 +8,14 @@ builtin exception happens to be raised deep inside torch or numpy.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 
 class UserError(Exception):
-    """A problem the person can fix or must know about; its message is shown as it is."""
+    """A problem the person can fix or must know about; its message is shown as it is.
+
+    `summary`, when set, is one sentence that stands in for a long message where space is short
+    (the app's status line and pop-ups); the full message then goes to the log and a details view.
+    """
+
+    summary: Optional[str] = None

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .codes import MAX_LIBRARY_ENTRIES as MAX_ENTRIES
+from .codes import MAX_LIBRARY_ENTRIES as MAX_ENTRIES, seed_of
 from .errors import UserError
 from .latents import (MAX_CODES_PER_FILE, MAX_NAME_CHARS, Latent, LatentError, check_code_header,
                       check_text_header, code_tensor, inspect_npz, load_latent)
@@ -27,6 +27,7 @@ from .inversion.paste_back import PhotoLink
 
 THUMBNAIL_SIZE = 128
 LIBRARY_FORMAT = "stylegan_core.library.v1"
+MISSING_NAMES_SHOWN = 8  # names listed when a name is not found (the Library tab shows them all)
 
 
 class LibraryError(UserError, ValueError):
@@ -53,6 +54,7 @@ class CodeLibrary:
 
     def __init__(self) -> None:
         self._entries: "OrderedDict[str, CodeEntry]" = OrderedDict()
+        self._deleted: Optional[tuple[int, CodeEntry]] = None  # (position, entry) of the last delete
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -68,9 +70,18 @@ class CodeLibrary:
 
     def get(self, name: str) -> CodeEntry:
         if name not in self._entries:
-            known = ", ".join(self._entries) or "none yet"
-            raise LibraryError(f"no code named {name!r} in your library (codes: {known})")
+            raise LibraryError(self.missing_message(name))
         return self._entries[name]
+
+    def missing_message(self, name: str) -> str:
+        """Why `name` names no code, with the likely meant reference: '7' -> "did you mean 'seed 7'?"."""
+        text = str(name).strip()
+        if text.isdigit():
+            return f"no code named {text!r} — did you mean 'seed {int(text)}'? (a number alone names no code)"
+        names = list(self._entries)
+        known = ", ".join(repr(n) for n in names[:MISSING_NAMES_SHOWN]) or "none yet"
+        more = f" and {len(names) - MISSING_NAMES_SHOWN} more" if len(names) > MISSING_NAMES_SHOWN else ""
+        return f"no code named {text!r} in your library (codes: {known}{more})"
 
     def add(self, ws: torch.Tensor, model_name: str, source: str, name: str = "",
             thumbnail: Optional[Image.Image] = None, info: Optional[dict] = None,
@@ -95,15 +106,39 @@ class CodeLibrary:
         self._entries[entry.name] = entry
         return entry
 
-    def delete(self, name: str) -> None:
-        self.get(name)
+    def delete(self, name: str) -> CodeEntry:
+        """Remove a code; `undo_delete` brings the last one deleted back, at its place."""
+        entry = self.get(name)
+        self._deleted = (list(self._entries).index(name), entry)
         del self._entries[name]
+        return entry
+
+    def last_deleted(self) -> Optional[str]:
+        """The name of the code `undo_delete` would restore, or None."""
+        deleted = getattr(self, "_deleted", None)  # libraries kept from before undo existed lack it
+        return deleted[1].name if deleted else None
+
+    def undo_delete(self) -> CodeEntry:
+        """Restore the last deleted code at its old place (renamed if its name was taken since)."""
+        if self.last_deleted() is None:
+            raise LibraryError("nothing to undo: no code was deleted since the last undo")
+        if len(self._entries) >= MAX_ENTRIES:
+            raise LibraryError(f"your library is full ({MAX_ENTRIES} codes): delete another code first")
+        position, entry = self._deleted
+        entry.name = self._unique_name(entry.name)
+        items = list(self._entries.items())
+        items.insert(min(position, len(items)), (entry.name, entry))
+        self._entries, self._deleted = OrderedDict(items), None
+        return entry
 
     def rename(self, old: str, new: str) -> CodeEntry:
         entry = self.get(old)
         new = _clean_name(new)
         if not new:
             raise LibraryError("a code needs a non-empty name")
+        if seed_of(new) is not None and new != old:
+            raise LibraryError(f"{new!r} already means the random face of that seed in every picker; "
+                               f"choose another name (e.g. '{new} copy')")
         if new != old and new in self._entries:
             raise LibraryError(f"a code named {new!r} exists already")
         self._entries = OrderedDict((new if n == old else n, e) for n, e in self._entries.items())

@@ -26,7 +26,7 @@ from PIL import Image
 
 from .inversion import align, metrics
 from . import codes, examples
-from .editing import edits, feature_blend
+from .editing import edits, feature_blend, video_io
 from .loading import zoo
 from .errors import UserError
 from .images import load_image, tensor_to_pil
@@ -77,6 +77,22 @@ class GalleryResult:
     files: list[str]
     info: str
     added: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ModelStatus:
+    """A model's state for the status line: one short sentence (markdown) and the details."""
+
+    line: str
+    details: str  # plain text: where the weights came from, or what was tried and how to fix it
+    failed: bool = False  # the model cannot load (details: what was tried)
+
+
+@dataclass
+class MorphResult(GalleryResult):
+    """A morph: its frames, and `animation`, the GIF that plays them there and back."""
+
+    animation: str = ""
 
 
 @dataclass
@@ -172,6 +188,7 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._loading: set[str] = set()
+        self._failed: set[str] = set()  # models whose last load failed (the menu says so)
         self._new_library: Optional[CodeLibrary] = None  # the template of a new visitor's library
         self._new_library_lock = threading.Lock()
 
@@ -200,6 +217,10 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
                 try:
                     checkpoint = self.checkpoint if name == zoo.CUSTOM_CHECKPOINT else None
                     self._models[name] = zoo.load_model(name, device=str(self.device), checkpoint=checkpoint)
+                    self._failed.discard(name)
+                except UserError:
+                    self._failed.add(name)
+                    raise
                 finally:
                     self._loading.discard(name)
             return self._models[name]
@@ -212,24 +233,42 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
     def is_loading(self, model_name: Optional[str] = None) -> bool:
         return (model_name or self.default_model) in self._loading
 
-    def status_line(self, model_name: Optional[str] = None) -> str:
-        """One line: model, where its weights came from, device, CUDA ops. Never waits for a load."""
+    def model_status(self, model_name: Optional[str] = None) -> ModelStatus:
+        """The model's state in one short sentence, and the details (where its weights came from,
+        the CUDA ops; or what was tried to load it). Loads the model (a load under way: no wait)."""
         from .ops import cuda_ops_status
 
         name = model_name or self.default_model
+        device = f"device: {self.device}\n{cuda_ops_status()}"
         if self.is_loading(name):
-            return (f"loading model **{name}**… (the first start fetches and converts the weights, "
-                    f"about a minute) · device **{self.device}** · {cuda_ops_status()}")
+            return ModelStatus(f"loading model **{name}**… (a first start fetches and converts the weights, "
+                               f"about a minute)", device)
         try:
             loaded = self.load(name)
-            model = f"model **{loaded.name}** ({loaded.entry.description}) from {loaded.source_description}"
         except UserError as error:
             log.info("model %s not available: %s", name, " ".join(str(error).split()))
-            model = f"model **{name}** not available: {str(error).splitlines()[0]}"
+            line = (error.summary[0].upper() + error.summary[1:] + "." if error.summary
+                    else f"**{name}** is not available: {str(error).splitlines()[0]}")
+            return ModelStatus(line, str(error), failed=True)
         except Exception:  # noqa: BLE001 - a bug while loading: logged, and the line still shows
             log.exception("loading model %s failed", name)
-            model = f"model **{name}** not available (an unexpected error; see the server log)"
-        return f"{model} · device **{self.device}** · {cuda_ops_status()}"
+            return ModelStatus(f"**{name}** is not available (an unexpected error); pick another model.",
+                               "see the server log", failed=True)
+        return ModelStatus(f"model **{loaded.name}** ready on **{self.device}**: "
+                           f"{loaded.entry.description.split(' (')[0]}",
+                           f"{loaded.entry.description}\nweights from {loaded.source_description}\n{device}")
+
+    def model_notes(self, probe_network: bool = False) -> dict[str, str]:
+        """A few words per model of `model_choices` on whether it can load here ('' = it can):
+        "not available offline", "downloads on first use", "failed to load"... Never loads one."""
+        notes = {}
+        for name in self.model_choices():
+            if name in self._models or name not in zoo.MODELS:
+                notes[name] = "failed to load" if name in self._failed else ""
+                continue
+            note = zoo.availability(name, probe_network).note
+            notes[name] = "failed to load" if name in self._failed and not note else note
+        return notes
 
     def resolutions(self, model_name: Optional[str] = None) -> list[int]:
         """The layer resolutions of a model (the choices of 'content up to' and 'blend at'), known
@@ -258,9 +297,8 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
             examples.example_codes(library, render=self._example_thumbnail)  # the tabs' defaults always work
         try:
             entry = library.get(reference)
-        except LibraryError as error:
-            hint = f" (for a random face type 'seed {reference}')" if reference.isdigit() else ""
-            raise StudioError(f"{error}{hint}") from error
+        except LibraryError as error:  # its message suggests 'seed 7' for a bare '7'
+            raise StudioError(str(error)) from error
         if entry.model_name != model_name or not codes.fits(self.generator(model_name), entry.ws):
             raise StudioError(
                 f"the code {reference!r} belongs to model {entry.model_name!r} "
@@ -564,12 +602,15 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
                 path = edits.morph_codes(self.resolve_code(first, library, model_name, psi),
                                          self.resolve_code(second, library, model_name, psi), frames)
             images = edits.render_codes(generator, path.to(self.device))
-        gif = self.new_path("morph", ".gif")
-        edits.frames_to_gif(list(images), gif, fps=codes.MORPH_FPS, boomerang=True)
-        pictures = [self.picture(tensor_to_pil(image), f"morph_{i + 1:02d}", f"frame {i + 1}")
-                    for i, image in enumerate(images)]
-        return GalleryResult(pictures, [str(gif)] + [p.path for p in pictures],
-                             f"{len(pictures)} frames in {clock.text(self.device)}")
+        stills = [tensor_to_pil(image) for image in images]
+        gif = edits.frames_to_gif(stills, self.new_path("morph", ".gif"), fps=codes.MORPH_FPS, boomerang=True,
+                                  max_side=codes.MORPH_GIF_SIDE)
+        mp4 = video_io.write_clip(edits.there_and_back(stills), self.new_path("morph", ".mp4"), codes.MORPH_FPS)
+        pictures = [self.picture(still, f"morph_{i + 1:02d}", f"frame {i + 1}") for i, still in enumerate(stills)]
+        return MorphResult(pictures, [str(gif), str(mp4)] + [p.path for p in pictures],
+                           f"{len(pictures)} frames in {clock.text(self.device)} · downloads: MP4 "
+                           f"({stills[0].width} px), GIF ({min(stills[0].width, codes.MORPH_GIF_SIDE)} px), "
+                           "frames (PNG)", animation=str(gif))
 
     def style_transfer(self, library: CodeLibrary, model_name: str, content: str, style: str,
                        split_resolution=codes.DEFAULT_SPLIT_RESOLUTION) -> EditResult:

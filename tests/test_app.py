@@ -24,6 +24,7 @@ from stylegan_core.latents import load_latent
 from stylegan_core.library import CodeLibrary
 from stylegan_core.models.stylegan2 import tiny_stylegan2
 from stylegan_core.studio import Studio
+from stylegan_core.errors import UserError
 from ui.common import HEAVY, public_message
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,6 +132,7 @@ def test_every_endpoint_answers_through_gradio_client(tiny, tiny_client):
         "/panorama": lambda: client.predict("seed 1, seed 2, seed 3", "horizontal", 1.0, api_name="/panorama"),
         "/rename_code": lambda: client.predict("seed 1", "first", api_name="/rename_code"),
         "/delete_code": lambda: client.predict("first", api_name="/delete_code"),
+        "/undo_delete": lambda: client.predict(api_name="/undo_delete"),
         "/export_library": lambda: client.predict(api_name="/export_library"),
         "/edit_attributes": lambda: client.predict("seed 3", "sefa_coarse_0=3, pca_0=-2", api_name="/edit_attributes"),
         "/add_edit_to_library": lambda: client.predict("seed 3", "pca_0=2", api_name="/add_edit_to_library"),
@@ -167,8 +169,9 @@ def test_every_endpoint_answers_through_gradio_client(tiny, tiny_client):
     aligned, inverted, metrics, invert_files, _ = results["/invert"]
     assert Image.open(inverted).size == (32, 32) and metrics["psnr"] > 0
     assert load_latent(next(f for f in invert_files if f.endswith(".npz"))).space == "w"
-    frames, morph_files, _ = results["/morph"]
-    assert len(frames) == 3 and morph_files[0].endswith(".gif")
+    animation, frames, morph_files, _ = results["/morph"]
+    assert len(frames) == 3 and morph_files[0].endswith(".gif") and morph_files[1].endswith(".mp4")
+    assert Image.open(animation).n_frames == 3 + 1  # there and back
     for name in ("/style_transfer", "/expression_transfer", "/style_mixing", "/blend", "/panorama"):
         image, downloads, info = results[name]
         assert np.asarray(Image.open(image)).std() > 0 and downloads and "s on cpu" in info, name
@@ -190,7 +193,8 @@ def test_every_endpoint_answers_through_gradio_client(tiny, tiny_client):
     assert len(candidates) == 2 and Image.open(candidates[0]["image"]).size == (32, 32)
     assert any(f.endswith(".npz") for f in sketch_files) and "Edit tab" in sketch_info
     assert {"sketch 1", "sketch 2"} <= set(names(client))
-    assert "first" not in names(client) and "seed 2" in names(client)
+    assert "restored 'first'" in results["/undo_delete"]
+    assert "first" in names(client) and "seed 1" not in names(client) and "seed 2" in names(client)
 
 
 def test_every_model_event_shares_one_concurrency_limit(tiny):
@@ -217,7 +221,7 @@ def test_names_and_faces_from_gradio_client_alone(tiny_client):
     """No page state: custom library names and face choices are accepted as values."""
     client = tiny_client
     client.predict("5", 0.7, api_name="/generate")
-    assert "renamed seed 5 to five" in client.predict("seed 5", "five", api_name="/rename_code")
+    assert "renamed 'seed 5' to 'five'" in client.predict("seed 5", "five", api_name="/rename_code")
     with pytest.raises(AppError, match="no code named 'nobody'"):
         client.predict("nobody", api_name="/delete_code")
     photo = handle_file(str(REPO / "examples" / "astronaut.jpg"))
@@ -285,6 +289,27 @@ def test_public_message_hides_server_paths():
     assert message == "no latent file at code.npz; psi 0.5/1"
 
 
+def test_a_model_that_cannot_load_shows_one_sentence_and_folds_the_details(isolated, monkeypatch):
+    from stylegan_core.loading.weights import HubLocation, WeightFile, KNOWN_FILES
+    from ui.common import model_menu, status_markdown
+
+    file = WeightFile("tiny/off.pt", hub=HubLocation("org/off", "off.pt", "0" * 40))
+    monkeypatch.setitem(KNOWN_FILES, file.file_id, file)
+    monkeypatch.setitem(zoo.MODELS, "off", zoo.ModelEntry("off", "stylegan2", "", 32, "", (file.file_id,),
+                                                          verified=False, converter="checkpoint"))
+    studio = Studio(default_model="off", device="cpu", output_dir=str(isolated / "out"))
+    state = studio.model_status("off")
+    assert state.failed and "\n" not in state.line and "cannot be downloaded offline" in state.line
+    assert "Tried:" in state.details and str(isolated) in state.details
+    shown = status_markdown(state)
+    assert shown.startswith(state.line + "\n<details>") and str(isolated) not in shown  # paths cut
+    assert ("off (not available offline)", "off") in model_menu(studio, probe_network=True)
+    with pytest.raises(UserError) as failure:
+        studio.load("off")
+    toast = public_message(failure.value)
+    assert "\n" not in toast and toast.startswith("the model 'off' cannot load") and "server log" in toast
+
+
 # -- the real default model, as a script user sees it ---------------------------------------------
 @pytest.fixture
 def client(app_server):
@@ -338,9 +363,9 @@ def test_edits(client):
         image, files, info = client.predict(*args, api_name=api_name)
         assert not_blank(image), api_name
         assert files and "s on cpu" in info, api_name
-    frames, files, info = client.predict("seed 1", "seed 2", 3, "linear W+", api_name="/morph")
-    assert len(frames) == 3 and files[0].endswith(".gif")
-    assert Image.open(files[0]).n_frames >= 3
+    animation, frames, files, info = client.predict("seed 1", "seed 2", 3, "linear W+", api_name="/morph")
+    assert len(frames) == 3 and files[0].endswith(".gif") and files[1].endswith(".mp4")
+    assert Image.open(animation).n_frames >= 3 and max(Image.open(animation).size) <= codes.MORPH_GIF_SIDE
 
 
 @pytest.mark.real

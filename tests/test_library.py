@@ -39,7 +39,7 @@ def test_delete_and_rename():
     with pytest.raises(LibraryError, match="no code named"):
         lib.delete("seed 1")
     with pytest.raises(LibraryError, match="exists"):
-        lib.rename("smile", "seed 0")
+        lib.rename("seed 0", "smile")
 
 
 def test_full_library_refuses_and_keeps_what_it_has(monkeypatch):
@@ -93,3 +93,48 @@ def test_merge_adds_only_what_is_new():
     meanwhile.add(torch.ones(1, 4, 8), "m", "edit", "b")
     assert [e.name for e in kept.merge(meanwhile)] == ["b"] and kept.names() == ["a", "b"]
     assert kept.merge(kept) == []
+
+
+def test_undo_delete_restores_the_code_at_its_place():
+    lib = make_library(3)
+    deleted = lib.delete("seed 1")
+    assert lib.last_deleted() == "seed 1" and lib.names() == ["seed 0", "seed 2"]
+    restored = lib.undo_delete()
+    assert restored is deleted and lib.names() == ["seed 0", "seed 1", "seed 2"]
+    assert lib.last_deleted() is None
+    with pytest.raises(LibraryError, match="nothing to undo"):
+        lib.undo_delete()
+
+
+def test_undo_delete_renames_when_the_name_was_taken_meanwhile():
+    lib = make_library(2)
+    lib.delete("seed 0")
+    lib.add(torch.ones(1, 4, 8) * 9, "tiny", "edit", "seed 0")
+    assert lib.undo_delete().name == "seed 0-2"
+    assert sorted(lib.names()) == ["seed 0", "seed 0-2", "seed 1"]
+
+
+@pytest.mark.parametrize("name", ["seed 7", "Seed 7", "seed:7", " seed #7 "])
+def test_rename_refuses_names_that_mean_a_seed(name):
+    lib = make_library(1)
+    lib.add(torch.ones(1, 4, 8), "tiny", "edit", "smile")
+    with pytest.raises(LibraryError, match="random face of that seed"):
+        lib.rename("smile", name)
+    assert "smile" in lib
+    assert lib.rename("smile", "seed 7 smiling").name == "seed 7 smiling"  # only a whole seed reference is refused
+
+
+def test_a_bare_number_suggests_the_seed():
+    lib = make_library(1)
+    with pytest.raises(LibraryError, match="no code named '7' — did you mean 'seed 7'"):
+        lib.get("7")
+    with pytest.raises(LibraryError, match=r"no code named 'nobody' in your library \(codes: 'seed 0'\)"):
+        lib.get("nobody")
+
+
+def test_importing_the_same_file_twice_adds_nothing_new():
+    exported = make_library(3).export_bytes()
+    lib = CodeLibrary()
+    first = lib.import_file(io.BytesIO(exported))
+    second = lib.import_file(io.BytesIO(exported))
+    assert len(lib) == 3 and [e.name for e in second] == [e.name for e in first]

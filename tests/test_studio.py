@@ -92,6 +92,21 @@ def test_every_edit_returns_an_image_and_downloads(studio, library):
     assert len(morph.pictures) == 3 and morph.files[0].endswith(".gif")
 
 
+def test_morph_plays_as_a_small_gif_and_a_full_size_mp4(studio, library, monkeypatch):
+    from stylegan_core import codes
+    from stylegan_core.editing import video_io
+
+    monkeypatch.setattr(codes, "MORPH_GIF_SIDE", 16)  # the tiny models render 32 px
+    morph = studio.morph(library, MODEL, "seed 1", "seed 2", 4)
+    gif, mp4 = morph.files[:2]
+    assert morph.animation == gif and mp4.endswith(".mp4")
+    with Image.open(gif) as animation:
+        assert animation.size == (16, 16) and animation.n_frames == 4 + 2  # there and back
+    clip = video_io.probe(mp4)
+    assert clip["frames"] == 4 + 2 and clip["width"] == morph.pictures[0].image.width
+    assert clip["fps"] == codes.MORPH_FPS
+
+
 def test_panorama_needs_two_codes(studio, library):
     with pytest.raises(StudioError, match="between 2 and"):
         studio.panorama(library, MODEL, ["seed 1"], "horizontal", 1.0)

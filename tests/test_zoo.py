@@ -204,6 +204,35 @@ def test_missing_weights_raise_the_resolver_message(isolated, monkeypatch):
         zoo.load_model("absent")
 
 
+def test_a_missing_hub_model_says_so_in_one_sentence(isolated, monkeypatch):
+    file = WeightFile("tiny/off.pt", hub=HubLocation("org/off", "off.pt", REVISION))
+    monkeypatch.setitem(weights.KNOWN_FILES, file.file_id, file)
+    monkeypatch.setitem(zoo.MODELS, "off", zoo.ModelEntry("off", "stylegan2", "", 32, "", (file.file_id,),
+                                                          verified=False, converter="checkpoint"))
+    with pytest.raises(weights.WeightsUnavailable) as failure:
+        zoo.load_model("off")
+    assert "Tried:" in str(failure.value)  # the full text keeps what was tried
+    assert failure.value.summary == ("the model 'off' cannot load: its weights are not on this server and "
+                                     "cannot be downloaded offline")
+    assert zoo.availability("off") == zoo.Availability(False, None)
+    assert zoo.availability("off", probe_network=True).note == "not available offline"  # HF_HUB_OFFLINE=1
+
+
+def test_availability_comes_from_the_files_on_this_machine(hub_model, isolated, monkeypatch):
+    assert zoo.availability("tiny-hub").local and zoo.availability("tiny-hub").note == ""  # in the Hub cache
+    folder = isolated / "local"
+    (folder / "tiny").mkdir(parents=True)
+    local = WeightFile("tiny/here.pt", size=3)
+    monkeypatch.setitem(weights.KNOWN_FILES, local.file_id, local)
+    monkeypatch.setitem(zoo.MODELS, "here", zoo.ModelEntry("here", "stylegan2", "", 32, "", (local.file_id,),
+                                                           verified=False, converter="checkpoint"))
+    monkeypatch.setenv("STYLEGAN_LOCAL_WEIGHTS", str(folder))
+    (folder / "tiny" / "here.pt").write_bytes(b"ab")  # truncated: not counted
+    assert not zoo.availability("here").local
+    (folder / "tiny" / "here.pt").write_bytes(b"abc")
+    assert zoo.availability("here").local
+
+
 @pytest.mark.parametrize("make", [tiny_stylegan2, tiny_mobile_stylegan])
 def test_checkpoint_file_by_argument_path_or_env(isolated, monkeypatch, make):
     original = make(seed=5)

@@ -27,5 +27,6 @@ with_model=False` for light or library-free events). Parse Gradio's value format
 menu labels, file objects) in the tab module and call `Studio` with plain values and dataclasses;
 Studio returns dataclasses (`EditResult`, `GalleryResult`, ...). `ctx.follow_model(component, fn)`
 updates a component when the model changes (e.g. choices that depend on the model's resolutions);
-`ctx.on_library_change(outputs, fn)` refreshes other views of the library.
+`ctx.on_library_change(outputs, fn, inputs=[...])` refreshes other views of the library (fn(lib, *inputs)).
+Light events (`heavy=False`) are queued without a limit, so their refusals show as pop-ups too.
 """

@@ -16,7 +16,7 @@ import gradio as gr
 from stylegan_core.errors import UserError
 from stylegan_core.library import CodeLibrary
 from stylegan_core.sessions import LibraryStore
-from stylegan_core.studio import Picture, Studio
+from stylegan_core.studio import ModelStatus, Picture, Studio
 
 log = logging.getLogger("app")
 
@@ -41,9 +41,11 @@ def heavy_concurrency() -> int:
 
 # -- the error boundary ---------------------------------------------------------------------------
 def public_message(error: BaseException) -> str:
-    """A UserError's message as a visitor may see it: absolute server paths cut to the file name,
-    at most a few lines (the full text is in the server log)."""
-    text = hide_paths(str(error).strip() or type(error).__name__)
+    """A UserError's message as a visitor may see it: its summary when it has one, absolute server
+    paths cut to the file name, at most a few lines (the full text is in the server log)."""
+    summary = getattr(error, "summary", None)  # a long message's one sentence; the log has it all
+    text = hide_paths(f"{summary} (the details are in the server log)" if summary
+                      else str(error).strip() or type(error).__name__)
     lines = text.splitlines()
     if len(lines) > MAX_MESSAGE_LINES:
         text = "\n".join(lines[:MAX_MESSAGE_LINES]) + "\n… (the full text is in the server log)"
@@ -116,7 +118,10 @@ class AppContext:
     library: gr.State
     model: gr.Dropdown
     pickers: list = field(default_factory=list)
-    _library_views: list = field(default_factory=list)  # (outputs, fn(lib) -> updates)
+    # {"from": old name or None, "select": name}: set by a rename (or an undone delete) so that every
+    # picker showing the old name follows it; consumed by the next library refresh.
+    renamed: gr.State = field(default_factory=lambda: gr.State(None))
+    _library_views: list = field(default_factory=list)  # (outputs, fn(lib, *inputs) -> updates, inputs)
     _library_events: list = field(default_factory=list)
     _model_views: list = field(default_factory=list)  # (output, fn(model_name) -> update)
     _keep: Optional[tuple] = None  # (fn(lib, browser id), the gr.BrowserState): see keep_across_reloads
@@ -128,9 +133,10 @@ class AppContext:
         self.pickers.append(picker)
         return picker
 
-    def on_library_change(self, outputs: list, fn: Callable[[CodeLibrary], list]) -> None:
-        """Refresh `outputs` with fn(library) after every event that changes the library."""
-        self._library_views.append((outputs, fn))
+    def on_library_change(self, outputs: list, fn: Callable[..., list], inputs: Sequence = ()) -> None:
+        """Refresh `outputs` with fn(library, *values of `inputs`) after every event that changes
+        the library (e.g. a view that keeps its selection while it is still in the library)."""
+        self._library_views.append((outputs, fn, list(inputs)))
 
     def follow_model(self, output, fn: Callable[[str], dict]) -> None:
         """Update `output` with fn(model_name) when the page loads and when the model changes."""
@@ -143,7 +149,8 @@ class AppContext:
         library=True: fn receives the visitor's CodeLibrary first and returns it first, and the
         library views refresh afterwards; library="read": fn receives it but does not return it;
         False: neither. with_model=True appends the model picker's value to the inputs (last, so
-        API callers may omit it). heavy=True puts the event in the one shared queue of model work.
+        API callers may omit it). heavy=True puts the event in the one shared queue of model work
+        (heavy=False: queued without a limit).
         The API's arguments are `inputs` in order, as shown on the page; keep that order stable.
         """
         inputs = ([self.library] if library else []) + list(inputs) + ([self.model] if with_model else [])
@@ -152,7 +159,9 @@ class AppContext:
             kwargs.setdefault("concurrency_id", HEAVY)
             kwargs.setdefault("concurrency_limit", heavy_concurrency())
         else:
-            kwargs.setdefault("queue", False)
+            # Light events are queued too, without a limit: only a queued event shows a refusal's
+            # message in a pop-up (a non-queued one just stamps "Error" on its outputs).
+            kwargs.setdefault("concurrency_limit", None)
         event = trigger(user_errors(fn), inputs, outputs, api_name=api_name, **kwargs)
         if library is True:
             self._library_events.append(event)
@@ -160,15 +169,20 @@ class AppContext:
 
     def finish(self, demo: gr.Blocks) -> None:
         """Wire the library refresh and the model-following views (after every tab is built)."""
-        views = [(self.pickers, lambda lib: [gr.update(choices=lib.names() + SEED_EXAMPLES)] * len(self.pickers)),
+        views = [(self.pickers + [self.renamed], _picker_updates, self.pickers + [self.renamed]),
                  *self._library_views]
-        refresh_outputs = [output for outputs, _ in views for output in outputs]
+        refresh_outputs = [output for outputs, _, _ in views for output in outputs]
+        refresh_inputs = [self.library] + [value for _, _, inputs in views for value in inputs]
 
-        def refresh(lib: CodeLibrary):
-            return [update for _, fn in views for update in fn(lib)]
+        def refresh(lib: CodeLibrary, *values):
+            updates, at = [], 0
+            for _, fn, inputs in views:
+                updates += fn(lib, *values[at:at + len(inputs)])
+                at += len(inputs)
+            return updates
 
         for event in self._library_events:
-            event.success(refresh, self.library, refresh_outputs, queue=False, api_visibility="private")
+            event.success(refresh, refresh_inputs, refresh_outputs, queue=False, api_visibility="private")
             if self._keep is not None:
                 keep, browser_id = self._keep
                 event.success(keep, [self.library, browser_id], None, queue=False, api_visibility="private")
@@ -183,6 +197,16 @@ class AppContext:
 
             for trigger in (demo.load, self.model.change):
                 trigger(follow, self.model, model_outputs, queue=False, api_visibility="private")
+
+
+def _picker_updates(lib: CodeLibrary, *values) -> list:
+    """Every code picker gets the library's names; one that showed a renamed code shows its new
+    name (a deleted one keeps its value and says "no code named ..." when used). Consumes `renamed`."""
+    *shown, renamed = values
+    old = (renamed or {}).get("from")
+    choices = lib.names() + SEED_EXAMPLES
+    return [gr.update(choices=choices, value=renamed["select"]) if old is not None and value == old
+            else gr.update(choices=choices) for value in shown] + [None]
 
 
 def keep_across_reloads(ctx: AppContext, demo: gr.Blocks, store: LibraryStore) -> None:
@@ -203,16 +227,38 @@ def keep_across_reloads(ctx: AppContext, demo: gr.Blocks, store: LibraryStore) -
     ctx._keep = (lambda library, kept_id: store.keep(kept_id, library), browser_id)
 
 
+def model_menu(studio: Studio, probe_network: bool = False) -> list[tuple[str, str]]:
+    """The model menu's (label, name) choices: a model that cannot load here says so in its label,
+    e.g. 'stylegan2-ffhq (not available offline)'; the value stays the plain name."""
+    notes = studio.model_notes(probe_network)
+    return [(f"{name} ({notes[name]})" if notes.get(name) else name, name) for name in studio.model_choices()]
+
+
+def status_markdown(state: ModelStatus) -> str:
+    """The status line: one short sentence, and the long text (what was tried, how to fix it; or
+    where the weights came from) folded away in a <details>, so the line keeps its height."""
+    summary = "what was tried, and how to fix it" if state.failed else "details"
+    details = hide_paths(state.details).replace("```", "'''")
+    return f"{state.line}\n<details><summary>{summary}</summary>\n\n```text\n{details}\n```\n</details>"
+
+
 def model_bar(studio: Studio, demo: gr.Blocks) -> gr.Dropdown:
-    """The model picker and the status line (polled every 2 s only while a model is loading)."""
-    with gr.Row():
-        model = gr.Dropdown(studio.model_choices(), value=studio.default_model, label="Model", scale=1)
-        status = gr.Markdown(elem_id="status-line")
+    """The model picker and the status line (polled every 2 s only while a model is loading). The
+    menu is built from the files on this machine at start-up; on page load (and after each model
+    change) it also says which models could be downloaded now."""
+    with gr.Row(equal_height=True):
+        model = gr.Dropdown(model_menu(studio), value=studio.default_model, label="Model", scale=1,
+                            elem_id="model-menu")
+        status = gr.Markdown(elem_id="status-line", min_height=64, scale=2)
     timer = gr.Timer(2.0)
 
     def show_status(model_name):
-        return hide_paths(studio.status_line(model_name)), gr.Timer(active=studio.is_loading(model_name))
+        state = studio.model_status(model_name)  # loads the model (the menu then knows if it failed)
+        loading = studio.is_loading(model_name)
+        menu = gr.skip() if loading else gr.update(choices=model_menu(studio, probe_network=True))
+        return status_markdown(state), gr.Timer(active=loading), menu
 
     for trigger in (demo.load, model.change, timer.tick):
-        trigger(show_status, model, [status, timer], api_visibility="private", queue=False)
+        trigger(show_status, model, [status, timer, model], api_visibility="private", queue=False,
+                show_progress="hidden")
     return model

@@ -139,22 +139,38 @@ def morph_frames(generator: Generator, w1: torch.Tensor, w2: torch.Tensor, n: in
     return list(render_codes(generator, morph_codes(w1, w2, n), batch_size))
 
 
-def frames_to_gif(frames: Sequence[torch.Tensor], path: Union[str, os.PathLike], fps: float = 10,
-                  boomerang: bool = False) -> Path:
-    """Write [3, H, W] (or [1, 3, H, W]) frames in [-1, 1] as a looping animated GIF at `fps`.
-    `boomerang` appends the frames backwards so the loop plays there and back without a jump."""
+def there_and_back(frames: Sequence) -> list:
+    """The frames, then the same backwards without repeating the ends: a loop that plays there
+    and back without a jump (two frames or fewer stay as they are)."""
+    frames = list(frames)
+    return frames + frames[-2:0:-1] if len(frames) > 2 else frames
+
+
+def frames_to_gif(frames: Sequence[Union[torch.Tensor, Image.Image]], path: Union[str, os.PathLike],
+                  fps: float = 10, boomerang: bool = False, max_side: Optional[int] = None) -> Path:
+    """Write frames ([3, H, W] or [1, 3, H, W] tensors in [-1, 1], or PIL images) as a looping
+    animated GIF at `fps`. `boomerang` plays them there and back (`there_and_back`); `max_side`
+    shrinks larger frames to fit (a GIF of 1024 px frames takes about 1 MB a frame)."""
     if not frames:
         raise InputError("no frames to write")
     fps = check_number(fps, "the frame rate (fps)", 0.1, MAX_GIF_FPS)
-    images = [tensor_to_pil(frame) for frame in frames]
+    images = [frame if isinstance(frame, Image.Image) else tensor_to_pil(frame) for frame in frames]
     if len({image.size for image in images}) != 1:
         raise InputError("all frames must have the same size")
-    if boomerang and len(images) > 2:
-        images += images[-2:0:-1]
+    if max_side is not None and max(images[0].size) > max_side:
+        images = [_fit(image, max_side) for image in images]
+    if boomerang:
+        images = there_and_back(images)
     path = Path(path)
     images[0].save(path, format="GIF", save_all=True, append_images=images[1:],
                    duration=round(1000 / fps), loop=0, optimize=False)
     return path
+
+
+def _fit(image: Image.Image, max_side: int) -> Image.Image:
+    scale = max_side / max(image.size)
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                        Image.LANCZOS)
 
 
 # -- style transfer (crossover) ---------------------------------------------------------------

@@ -234,12 +234,13 @@ def probe(path: Union[str, os.PathLike]) -> dict:
 
 def write_clip(frames: list[Image.Image], path: Union[str, os.PathLike], fps: Union[float, Fraction],
                audio_tone_hz: Optional[float] = None) -> Path:
-    """Encode frames (and optionally a sine tone as AAC audio) into an MP4: synthetic test clips."""
+    """Encode frames into an H.264 MP4 that browsers play while it loads (the index first); with
+    `audio_tone_hz`, a sine tone as AAC audio (synthetic test clips)."""
     import av
 
     path = Path(path)
     fps = Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), "w", format="mp4") as out:
+    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
         video = out.add_stream("libx264", rate=fps)
         video.width, video.height = _even_size(frames[0].size)
         video.pix_fmt = "yuv420p"

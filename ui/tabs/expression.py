@@ -17,8 +17,10 @@ def build(ctx: AppContext) -> None:
         without_expression = ctx.code_picker("Same person, neutral (w3)", "seed 3")
     with gr.Row():
         strength = gr.Slider(*codes.EXPRESSION_STRENGTH, codes.DEFAULT_EXPRESSION_STRENGTH, step=0.1, label="λ")
-        first_row = gr.Number(0, precision=0, label="First row")
-        last_row = gr.Number(-1, precision=0, label="Last row (-1 = all)")
+        first_row = gr.Number(0, precision=0, label="First row",
+                              info="a code has one row per generator layer: the first rows set pose and face "
+                                   "shape, the last ones colour and fine texture")
+        last_row = gr.Number(-1, precision=0, label="Last row (-1 = all)", info="the rows in between are changed")
     button = gr.Button("Transfer expression", variant="primary")
     outputs = edit_outputs("expression-result")
 

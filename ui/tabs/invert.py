@@ -46,7 +46,9 @@ def build(ctx: AppContext) -> None:
                 steps = gr.Slider(10, codes.INVERT_STEPS[1], codes.DEFAULT_INVERT_STEPS, step=10, label="Steps",
                                   elem_id="invert-steps")
                 space = gr.Radio(list(codes.SPACES), value=codes.DEFAULT_SPACE, label="Latent space",
-                                 info="w+: one code per layer (closer to the photo); w: one code for all")
+                                 info="w+ (best likeness): a separate code for each layer of the generator; w: one code "
+                                      "for all layers (less like the photo, edits stay more natural); s: per-layer "
+                                      "styles")
             with gr.Row():
                 invert_button = gr.Button("Invert", variant="primary")
                 stop_button = gr.Button("Stop")

@@ -1,34 +1,40 @@
-"""Library: the visitor's codes: thumbnails, rename, delete, export and import."""
+"""Library: the visitor's codes: thumbnails, rename, delete (with undo), export and import."""
 import gradio as gr
 
-from stylegan_core.library import CodeLibrary
+from stylegan_core.library import CodeLibrary, LibraryError
 from ui.common import AppContext, file_path
 
 TITLE, ID = "Library", "library"
 
 
 def build(ctx: AppContext) -> None:
-    gallery = gr.Gallery(label="Your codes", columns=8, height="auto", elem_id="library-gallery")
+    gallery = gr.Gallery(label="Your codes", columns=8, height=340, elem_id="library-gallery")
     with gr.Row():
         # Custom values are allowed so API callers (whose page never received the choices) can name a code.
-        pick = gr.Dropdown([], label="Code", allow_custom_value=True)
-        new_name = gr.Textbox(label="New name")
+        pick = gr.Dropdown([], value=None, label="Code", allow_custom_value=True, elem_id="library-pick")
+        new_name = gr.Textbox(label="New name", info="letters, digits, spaces, . _ - ('seed N' is taken)")
         rename_button = gr.Button("Rename")
         delete_button = gr.Button("Delete", variant="stop")
+        undo_button = gr.Button("Undo delete", interactive=False, elem_id="library-undo")
     with gr.Row():
         export_button = gr.Button("Export all (.npz)")
         export_file = gr.File(label="Export")
         import_file = gr.File(label="Import codes (.npz)", file_types=[".npz"])
-    info = gr.Markdown()
-    ctx.on_library_change([gallery, pick], _views)
+    info = gr.Markdown(elem_id="library-info")
+    ctx.on_library_change([gallery, pick, undo_button], _views, inputs=[pick, ctx.renamed])
 
     def delete_code(lib, name):
-        lib.delete(name)
-        return lib, f"deleted {name}"
+        entry = lib.delete(_picked(name, "delete"))
+        return lib, f"deleted '{entry.name}' · **Undo delete** brings it back"
+
+    def undo_delete(lib):
+        entry = lib.undo_delete()
+        return lib, f"restored '{entry.name}'", {"from": None, "select": entry.name}
 
     def rename_code(lib, old, new):
+        old = _picked(old, "rename")
         entry = lib.rename(old, new)
-        return lib, f"renamed {old} to {entry.name}"
+        return lib, f"renamed '{old}' to '{entry.name}'", {"from": old, "select": entry.name}
 
     def export_library(lib):
         return ctx.studio.export_library(lib)
@@ -42,7 +48,9 @@ def build(ctx: AppContext) -> None:
 
     light = dict(heavy=False, with_model=False)
     ctx.event(delete_button.click, delete_code, [pick], [info], api_name="delete_code", **light)
-    ctx.event(rename_button.click, rename_code, [pick, new_name], [info], api_name="rename_code", **light)
+    ctx.event(undo_button.click, undo_delete, [], [info, ctx.renamed], api_name="undo_delete", **light)
+    ctx.event(rename_button.click, rename_code, [pick, new_name], [info, ctx.renamed], api_name="rename_code",
+              **light)
     ctx.event(export_button.click, export_library, [], [export_file], api_name="export_library",
               library="read", **light)
     ctx.event(import_file.upload, import_library, [import_file], [info], api_name="import_library")
@@ -50,7 +58,19 @@ def build(ctx: AppContext) -> None:
               library="read", **light)
 
 
-def _views(lib: CodeLibrary) -> list:
+def _picked(name, action: str) -> str:
+    if not (name or "").strip():
+        raise LibraryError(f"pick the code to {action} in the menu first")
+    return name
+
+
+def _views(lib: CodeLibrary, shown, renamed) -> list:
+    """Thumbnails, the menu (keeping its choice while that code exists; a renamed or restored code
+    is selected; after a delete nothing is, so a second click cannot delete another code) and
+    whether there is a delete to undo."""
     names = lib.names()
     thumbnails = [(e.thumbnail, e.caption) for e in lib.entries() if e.thumbnail is not None]
-    return [thumbnails, gr.update(choices=names, value=names[-1] if names else None)]
+    selected = (renamed or {}).get("select") or shown
+    undo = lib.last_deleted()
+    return [thumbnails, gr.update(choices=names, value=selected if selected in names else None),
+            gr.update(interactive=undo is not None, value=f"Undo delete of '{undo}'" if undo else "Undo delete")]

@@ -3,7 +3,7 @@ reference code; and, in an accordion, translation of a code's image into a secon
 import gradio as gr
 
 from stylegan_core.editing import region_transfer
-from ui.common import AppContext
+from ui.common import AppContext, model_menu
 from ui.results import edit_outputs, show_edit
 
 TITLE, ID = "Regions", "region-transfer"
@@ -40,7 +40,7 @@ def build_translation(ctx: AppContext) -> None:
                     "model's image, 1 the second model's. Both models must share an architecture.")
         with gr.Row():
             code = ctx.code_picker("Code", "seed 1")
-            second = gr.Dropdown(ctx.studio.model_choices(), label="Second model", allow_custom_value=True)
+            second = gr.Dropdown(model_menu(ctx.studio), label="Second model", allow_custom_value=True)
             alpha = gr.Slider(0.0, 1.0, 0.5, step=0.05, label="α (0: current model, 1: second model)")
         button = gr.Button("Translate")
         outputs = edit_outputs("translate-result", label="Translated")

@@ -13,7 +13,9 @@ def build(ctx: AppContext) -> None:
         content = ctx.code_picker("Content (pose, shape)", ctx.studio.example_or("astronaut", "seed 1"))
         style = ctx.code_picker("Style (colours, texture)", "seed 2")
         split = gr.Dropdown(**_split_choices(ctx.studio.resolutions()), label="Content up to (px)",
-                            info="the layers up to this resolution take the content's styles, the finer ones the style's")
+                            info="the picture is built from coarse to fine: up to this size (px) it follows the "
+                                 "content (pose, face shape); the finer detail (colours, skin, hair texture) "
+                                 "comes from the style. Lower: more of the style")
     ctx.follow_model(split, lambda model_name: gr.update(**_split_choices(ctx.studio.resolutions(model_name))))
     button = gr.Button("Transfer style", variant="primary")
     outputs = edit_outputs("style-result")
