@@ -108,6 +108,29 @@ def resize_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return torch.where(resized < SNAP, 0.0, torch.where(resized > 1.0 - SNAP, 1.0, resized))
 
 
+def feather_mask(mask, sigma_fraction: float, max_side: int) -> torch.Tensor:
+    """A painted mask with soft edges: shrunk to at most `max_side` px a side (the model's
+    resolution: no layer sees it finer), then blurred by a Gaussian of `sigma_fraction` x its
+    longer side, edges repeated, so a stroke's border becomes a ramp instead of a step. Values
+    beyond the blur's reach keep exactly 0 and 1 (the kernel is cut at 3 sigma)."""
+    checked = check_mask(mask)
+    sigma_fraction = check_number(sigma_fraction, "the feathering", 0.0, 0.5)
+    height, width = checked.shape
+    scale = min(1.0, max_side / max(height, width))
+    checked = resize_mask(checked, max(1, round(height * scale)), max(1, round(width * scale)))
+    sigma = sigma_fraction * max(checked.shape)
+    if sigma < 0.5 or checked.min() == checked.max():
+        return checked
+    radius = math.ceil(3 * sigma)
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel /= kernel.sum()
+    padded = F.pad(checked[None, None], (radius, radius, radius, radius), mode="replicate")
+    blurred = F.conv2d(F.conv2d(padded, kernel.view(1, 1, 1, -1)), kernel.view(1, 1, -1, 1))[0, 0]
+    blurred = blurred.clamp(0.0, 1.0)
+    return torch.where(blurred < SNAP, 0.0, torch.where(blurred > 1.0 - SNAP, 1.0, blurred))
+
+
 def mask_function(mask: MaskLike) -> MaskFunction:
     """Any accepted mask -> a function (height, width) -> [height, width] alpha."""
     if callable(mask):
