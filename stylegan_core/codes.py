@@ -29,7 +29,7 @@ MIXING_LEVELS               coarse/middle/fine   the StyleGAN paper's style grou
 POSE_RESOLUTION             8 px                 SOAT pose rows (4 of 18 StyleGAN2 rows)
 MAX_PANORAMA_CODES          32                   codes of one panorama (at least 2)
 MAX_PANORAMA_SIDE           16384 px             length of a panorama (16 codes at 1024 px)
-SMOOTHING_SIGMA, DEFAULT..  [0, 10], 1.0         panorama smoothing along the sequence
+SMOOTHING_SIGMA, DEFAULT..  [0, 10], 0.0         panorama smoothing along the sequence (0 keeps identities)
 MAX_MASK_SIDE               4096 px              a blend mask
 PAINTED_MASK_FEATHER        0.02 of the side     Gaussian sigma that softens a painted blend mask
 MAX_LIBRARY_ENTRIES         64                   codes in one visitor's library (~47 KB each)
@@ -88,7 +88,10 @@ MAX_PANORAMA_CODES = MAX_CODES_PER_CALL
 # 32 codes at 1024 px took 8 minutes and 1.5 GB here (benchmarks/results/limits.md): 16 at 1024, 32 at 512 px.
 MAX_PANORAMA_SIDE = 16384
 SMOOTHING_SIGMA = (0.0, 10.0)
-DEFAULT_SMOOTHING_SIGMA = 1.0
+# 0 keeps every person: at sigma 1 two of three people in the middle of a 5-seed panorama became
+# other people (identity distance 0.65, 0.66 to their own renders; 0.5: up to 0.40; 0: up to 0.19),
+# benchmarks/results/panorama_sigma.md. The blend between neighbours is SOAT's ramp either way.
+DEFAULT_SMOOTHING_SIGMA = 0.0
 MAX_MASK_SIDE = 4096  # a larger painted mask only gets downscaled to R anyway
 # Blend: a painted mask is feathered by a Gaussian of this sigma (a fraction of its side: 5 px on the
 # 256 px canvas, 20 px at 1024), so its strokes end in a soft seam instead of a hard step.

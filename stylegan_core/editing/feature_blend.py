@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..codes import (DEFAULT_PSI, MAX_MASK_SIDE, MAX_PANORAMA_CODES, MAX_PANORAMA_SIDE, POSE_RESOLUTION,
-                    SMOOTHING_SIGMA, InputError, check_code, check_number, check_psi, check_whole_number,
-                    layers_between, pose_rows, random_codes)  # noqa: F401 (layers_between: for callers)
+from ..codes import (DEFAULT_PSI, DEFAULT_SMOOTHING_SIGMA, MAX_MASK_SIDE, MAX_PANORAMA_CODES, MAX_PANORAMA_SIDE,
+                    POSE_RESOLUTION, SMOOTHING_SIGMA, InputError, check_code, check_number, check_psi,
+                    check_whole_number, layers_between, pose_rows, random_codes)  # noqa: F401 (layers_between: for callers)
 from ..models.generator import Generator, LayerEditor, SynthesisLayer, SynthesisState
 
 MaskFunction = Callable[[int, int], torch.Tensor]
@@ -246,7 +246,7 @@ def gaussian_smooth(codes: torch.Tensor, sigma: float) -> torch.Tensor:
     return torch.einsum("ij,j...->i...", weights.to(codes), codes)
 
 
-def smoothed_random_codes(generator: Generator, seeds: Sequence[int], sigma: float = 1.0,
+def smoothed_random_codes(generator: Generator, seeds: Sequence[int], sigma: float = DEFAULT_SMOOTHING_SIGMA,
                           psi: float = DEFAULT_PSI) -> torch.Tensor:
     """Panorama codes from seeds: W codes smoothed along the sequence, then truncated by psi."""
     sigma = check_number(sigma, "the smoothing sigma", *SMOOTHING_SIGMA)

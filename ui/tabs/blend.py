@@ -28,7 +28,7 @@ def build(ctx: AppContext) -> None:
     resolutions = ctx.studio.resolutions()
     layers = gr.CheckboxGroup(resolutions, value=resolutions, label="Blend at these resolutions (px)")
     ctx.follow_model(layers, lambda model_name: _all_resolutions(ctx, model_name))
-    with gr.Row(visible=False, elem_id="blend-painting") as painting:
+    with gr.Row(visible=False) as painting:
         paint = gr.ImageEditor(label="Paint where B shows (A underneath; the edges are softened)", type="numpy",
                                canvas_size=(CANVAS_SIDE, CANVAS_SIDE), fixed_canvas=True, sources=None,
                                transforms=(), layers=False, elem_id="blend-paint", scale=3,
