@@ -32,6 +32,7 @@ MAX_PANORAMA_SIDE           16384 px             length of a panorama (16 codes 
 SMOOTHING_SIGMA, DEFAULT..  [0, 10], 0.0         panorama smoothing along the sequence (0 keeps identities)
 MAX_MASK_SIDE               4096 px              a blend mask
 PAINTED_MASK_FEATHER        0.02 of the side     Gaussian sigma that softens a painted blend mask
+BLEND_FIT_STEPS             20                   inversion steps that fit a code to a blend (library)
 MAX_LIBRARY_ENTRIES         64                   codes in one visitor's library (~47 KB each)
 MAX_IMAGE_BYTES             64 MB                an image file
 MAX_IMAGE_PIXELS            100 MP               an image, checked before decoding
@@ -96,6 +97,11 @@ MAX_MASK_SIDE = 4096  # a larger painted mask only gets downscaled to R anyway
 # Blend: a painted mask is feathered by a Gaussian of this sigma (a fraction of its side: 5 px on the
 # 256 px canvas, 20 px at 1024), so its strokes end in a soft seam instead of a hard step.
 PAINTED_MASK_FEATHER = 0.02
+# Blend -> library: a blend mixes features and has no code; this many inversion steps fit one to it,
+# starting from A and B mixed by the mask's mean (the Invert tab's default is 80 steps, about 42 s).
+# 20 steps on astronaut | grace_hopper (horizontal): identity distance 0.22 of the code's picture
+# to the blend.
+BLEND_FIT_STEPS = 20
 MAX_LIBRARY_ENTRIES = 64
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
 # A 20000 x 20000 PNG of one colour is a few hundred KB on disk and 1.2 GB decoded; refuse by pixel

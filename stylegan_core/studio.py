@@ -272,9 +272,10 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         """Several codes -> (their names, ws [N, num_ws, w_dim]). `references`: text separated by
         commas, or a list, of library names and 'seed N'; a bare seed or seed range ('1, 2, 5-7')
         that is no library name means those seeds, as the seed fields always took them."""
-        parts = references if isinstance(references, (list, tuple)) else str(references or "").replace(";", ",").split(",")
+        if not isinstance(references, (list, tuple)):
+            references = str(references or "").replace(";", ",").split(",")
         names = []
-        for part in (str(p).strip() for p in parts):
+        for part in (str(p).strip() for p in references):
             if part and part not in library and re.fullmatch(r"\d{1,12}(\s*-\s*\d{1,12})?", part):
                 names += [f"seed {seed}" for seed in codes.parse_seeds(part, limit)]
             elif part:
@@ -639,11 +640,13 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         return self._result(library, model_name, Image.fromarray(grid.image), f"style_mixing_{level}", clock)
 
     def blend(self, library: CodeLibrary, model_name: str, first: str, second: str, mask: BlendMask,
-              pose_from_a: bool = False, resolutions: Optional[Sequence[int]] = None) -> EditResult:
-        """SOAT feature blend of A and B at the layers of the chosen resolutions (None: all)."""
+              pose_from_a: bool = False, resolutions: Optional[Sequence[int]] = None, add: bool = False) -> EditResult:
+        """SOAT feature blend of A and B at the layers of the chosen resolutions (None: all). A
+        painted mask is feathered (codes.PAINTED_MASK_FEATHER). A blend mixes features, so it has
+        no code of its own: add=True fits one to it (`fit_blend_code`) and adds that to the library."""
         generator = self.generator(model_name)
-        ws_a = self.resolve_code(first, library, model_name)
-        ws_b = self.resolve_code(second, library, model_name)
+        ws_a = self.resolve_code(first, library, model_name).to(self.device)
+        ws_b = self.resolve_code(second, library, model_name).to(self.device)
         chosen = set(codes.layer_resolutions(generator)) if resolutions is None else {
             whole(r, "a blend resolution", 1, 1 << 20) for r in resolutions}
         layers = [i for i, layer in enumerate(generator.layers) if layer.resolution in chosen]
@@ -654,9 +657,36 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         if mask.kind == "painted":
             alpha = feature_blend.feather_mask(alpha, codes.PAINTED_MASK_FEATHER, generator.resolution)
         with timed() as clock:
-            image = feature_blend.feature_blend(generator, ws_a.to(self.device), ws_b.to(self.device),
-                                                alpha, layers=layers, pose_from_a=bool(pose_from_a))
-        return self._result(library, model_name, tensor_to_pil(image), f"blend_{mask.kind}", clock, source=first)
+            image = feature_blend.feature_blend(generator, ws_a, ws_b, alpha, layers=layers,
+                                                pose_from_a=bool(pose_from_a))
+        result = self._result(library, model_name, tensor_to_pil(image), f"blend_{mask.kind}", clock, source=first)
+        if add:
+            if pose_from_a:
+                ws_b = feature_blend.align_pose(generator, ws_b, ws_a)
+            share_of_b = float(feature_blend.mask_function(alpha)(generator.resolution, generator.resolution).mean())
+            self.fit_blend_code(library, model_name, result, torch.lerp(ws_a, ws_b, share_of_b),
+                                f"blend {first} and {second}", first)
+        return result
+
+    def fit_blend_code(self, library: CodeLibrary, model_name: str, result: EditResult, start: torch.Tensor,
+                       name: str, source: str) -> None:
+        """Fit a code to `result`'s picture (a short inversion from `start`), add it to the library
+        as `name` (linked to `source`'s photo) and its file to the downloads; the info line says
+        how alike the code's picture and the blend are."""
+        from .inversion import projector
+
+        options = projector.ProjectorOptions(steps=codes.BLEND_FIT_STEPS, preview_every=0)
+        with timed() as clock:
+            fitted = projector.project(self.generator(model_name), result.picture.image, options, start_ws=start)
+        added = self._add_all(library, [(fitted.ws, name, fitted.image)], model_name, "edit",
+                              {"fitted_steps": fitted.steps_run}, photo=self.photo_link(library, source))
+        distance = metrics.identity_distance(result.picture.image, fitted.image)
+        alike = "" if distance is None else f"; identity distance of its picture to the blend {distance:.2f}"
+        result.added = added
+        result.files.append(self.save_code(fitted.ws, model_name, "blend_code"))
+        result.info += (f" · added **{added[0]}** to your library: a code fitted to the blend in "
+                        f"{fitted.steps_run} steps ({clock.seconds:.0f} s{alike})" if added else
+                        " · your library is full: the fitted code is in the downloads only")
 
     def panorama(self, library: CodeLibrary, model_name: str, references: Sequence[str],
                  direction: str = "horizontal", sigma=codes.DEFAULT_SMOOTHING_SIGMA) -> EditResult:

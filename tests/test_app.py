@@ -131,6 +131,8 @@ def test_every_endpoint_answers_through_gradio_client(tiny, tiny_client):
         "/style_mixing": lambda: client.predict("1, 2", "3", "coarse", 0.7, api_name="/style_mixing"),
         "/blend": lambda: client.predict("seed 1", "seed 2", "horizontal", 0.5, True, [4, 8, 16, 32], None,
                                          api_name="/blend"),
+        "/add_blend_to_library": lambda: client.predict("seed 1", "seed 2", "constant", 0.5, False, [4, 8, 16, 32],
+                                                        None, api_name="/add_blend_to_library"),
         "/panorama": lambda: client.predict("seed 1, seed 2, seed 3", "horizontal", 1.0, api_name="/panorama"),
         "/rename_code": lambda: client.predict("seed 1", "first", api_name="/rename_code"),
         "/delete_code": lambda: client.predict("first", api_name="/delete_code"),
@@ -179,6 +181,8 @@ def test_every_endpoint_answers_through_gradio_client(tiny, tiny_client):
     variations, variations_info = results["/layout_variations"]
     assert len(variations) == 3 and "3 variations" in variations_info
     assert "no face found in the target" in results["/transfer_region"]
+    blend_info = results["/add_blend_to_library"][2]
+    assert "blend seed 1 and seed 2" in blend_info and "blend seed 1 and seed 2" in names(client)
     assert "no 'smile' direction" in results["/expression_edit"] and "advanced" in results["/expression_edit"]
     assert "fine-tune" in results["/translate_generators"]
     assert "No frame of the clip shows a face" in results["/edit_video"]
@@ -199,7 +203,7 @@ def test_every_model_event_shares_one_concurrency_limit(tiny):
     demo = tiny[0]
     heavy = {fn.api_name for fn in demo.fns.values() if fn.concurrency_id == HEAVY}
     assert {"generate", "invert", "morph", "style_transfer", "expression_transfer", "expression_edit",
-            "style_mixing", "blend",
+            "style_mixing", "blend", "add_blend_to_library",
             "panorama", "import_library", "restore_latent", "detect_faces", "extend_canvas",
             "layout_variations", "transfer_region", "translate_generators", "edit_video"} <= heavy
     assert len({fn.concurrency_limit for fn in demo.fns.values() if fn.concurrency_id == HEAVY}) == 1

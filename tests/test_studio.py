@@ -4,12 +4,14 @@ import os
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from stylegan_core import codes
 from stylegan_core.editing import edits
 from stylegan_core.loading import zoo
 from stylegan_core.loading.export import save_generator
@@ -251,3 +253,26 @@ def test_an_example_name_is_found_even_after_it_was_deleted(studio, library):
     with pytest.raises(StudioError, match="belongs to model"):  # restored from the examples, of another model
         studio.resolve_code("astronaut", library, MODEL)
     assert "astronaut" in library and "mine" in library
+
+
+def test_a_blend_added_to_the_library_gets_a_code_fitted_to_it(studio, library, monkeypatch):
+    """The wiring: the fit starts at A and B mixed by the mask's mean and its code joins the library
+    (the fit's quality on real faces is measured in benchmarks; random tiny models say nothing)."""
+    from stylegan_core.inversion import projector
+
+    calls = []
+
+    def fake_project(generator, target, options, start_ws):
+        calls.append((np.asarray(target), options.steps, start_ws.clone()))
+        return SimpleNamespace(ws=start_ws.cpu() + 1, image=target, steps_run=options.steps)
+
+    monkeypatch.setattr(projector, "project", fake_project)
+    plain = studio.blend(library, MODEL, "seed 1", "seed 2", BlendMask("constant", 0.25), False)
+    assert plain.added == [] and library.names() == [] and not calls  # a blend alone has no code
+    result = studio.blend(library, MODEL, "seed 1", "seed 2", BlendMask("constant", 0.25), False, add=True)
+    target, steps, start = calls[0]
+    assert np.array_equal(target, np.asarray(result.picture.image)) and steps == codes.BLEND_FIT_STEPS
+    a, b = studio.seed_code(MODEL, 1, 0.7), studio.seed_code(MODEL, 2, 0.7)
+    torch.testing.assert_close(start, torch.lerp(a, b, 0.25))
+    assert result.added == ["blend seed 1 and seed 2"] and f"fitted to the blend in {steps} steps" in result.info
+    assert torch.equal(library.get(result.added[0]).ws, start + 1) and any(p.endswith(".npz") for p in result.files)

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..codes import (DEFAULT_PSI, DEFAULT_SMOOTHING_SIGMA, MAX_MASK_SIDE, MAX_PANORAMA_CODES, MAX_PANORAMA_SIDE,
-                    POSE_RESOLUTION, SMOOTHING_SIGMA, InputError, check_code, check_number, check_psi,
-                    check_whole_number, layers_between, pose_rows, random_codes)  # noqa: F401 (layers_between: for callers)
+from ..codes import (DEFAULT_PSI, DEFAULT_SMOOTHING_SIGMA, MAX_MASK_SIDE, MAX_PANORAMA_CODES,  # noqa: F401
+                    MAX_PANORAMA_SIDE, POSE_RESOLUTION, SMOOTHING_SIGMA, InputError, check_code, check_number,
+                    check_psi, check_whole_number, layers_between, pose_rows, random_codes)  # layers_between: for callers
 from ..models.generator import Generator, LayerEditor, SynthesisLayer, SynthesisState
 
 MaskFunction = Callable[[int, int], torch.Tensor]

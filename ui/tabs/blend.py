@@ -34,7 +34,10 @@ def build(ctx: AppContext) -> None:
                                transforms=(), layers=False, elem_id="blend-paint", scale=3,
                                brush=gr.Brush(default_size=24, colors=["#ff00ff"], color_mode="fixed"))
         b_preview = gr.Image(label="B", interactive=False, height=160, elem_id="blend-b-preview", scale=1)
-    button = gr.Button("Blend", variant="primary")
+    with gr.Row():
+        button = gr.Button("Blend", variant="primary")
+        add = gr.Button(f"Blend and add to library (fits a code: {codes.BLEND_FIT_STEPS} inversion steps)",
+                        elem_id="blend-add")
     outputs = edit_outputs("blend-result")
 
     mask_kind.change(lambda kind: (gr.update(visible=kind == "painted"), gr.update(visible=kind == "constant")),
@@ -52,12 +55,17 @@ def build(ctx: AppContext) -> None:
               canvas, [first, second, mask_kind], [paint, b_preview], api_name=None, api_visibility="private",
               library="read", trigger_mode="always_last")
 
-    def blend(lib, a, b, kind, alpha_value, pose_from_a, chosen, painted, model_name):
-        mask = BlendMask(kind=kind, alpha=alpha_value, painted=painted_mask(painted) if kind == "painted" else None)
-        return lib, *show_edit(ctx.studio.blend(lib, model_name, a, b, mask, pose_from_a=bool(pose_from_a),
-                                                resolutions=list(chosen or [])))
+    def blending(add_code: bool):
+        def blend(lib, a, b, kind, alpha_value, pose_from_a, chosen, painted, model_name):
+            mask = BlendMask(kind=kind, alpha=alpha_value,
+                             painted=painted_mask(painted) if kind == "painted" else None)
+            return lib, *show_edit(ctx.studio.blend(lib, model_name, a, b, mask, pose_from_a=bool(pose_from_a),
+                                                    resolutions=list(chosen or []), add=add_code))
+        return blend
 
-    ctx.event(button.click, blend, [first, second, mask_kind, alpha, pose, layers, paint], outputs, api_name="blend")
+    inputs = [first, second, mask_kind, alpha, pose, layers, paint]
+    ctx.event(button.click, blending(False), inputs, outputs, api_name="blend")
+    ctx.event(add.click, blending(True), inputs, outputs, api_name="add_blend_to_library")
 
 
 def _all_resolutions(ctx: AppContext, model_name: str) -> dict:
