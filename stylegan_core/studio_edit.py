@@ -207,14 +207,15 @@ class EditingStudio:
         library; the info line gives its identity distance to the target."""
         from .studio import timed
 
-        if expression not in EXPRESSION_DIRECTIONS:
+        if expression and expression not in EXPRESSION_DIRECTIONS:
             raise dirs.DirectionError(f"unknown expression {expression!r}: one of {', '.join(EXPRESSION_DIRECTIONS)}")
         strength = codes.check_number(strength, "the expression strength", -dirs.SLIDER_LIMIT, dirs.SLIDER_LIMIT)
         directions = self.directions(model_name)
-        if expression not in directions.directions:
+        if expression not in directions.directions:  # also None: the model offers no expression at all
             which = f"--model {model_name}" if model_name in zoo.MODELS else "--checkpoint FILE"
             raise dirs.DirectionError(
-                f"{model_name} has no {expression!r} direction ({dirs.direction_status(model_name)}): compute its "
+                f"{model_name} has no {repr(expression) if expression else 'expression'} direction "
+                f"({dirs.direction_status(model_name)}): compute its "
                 f"directions with `python -m stylegan_core directions {which} --compute`, or use the advanced "
                 "mode (two codes of one person)")
         ws = self.resolve_code(target, library, model_name)

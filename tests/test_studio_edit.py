@@ -196,6 +196,9 @@ def test_the_simple_expression_path_moves_along_the_direction_and_keeps_the_resu
     library = CodeLibrary()
     with pytest.raises(DirectionError, match="no 'smile' direction.*advanced"):  # instant directions only
         sg2.expression_edit(library, MODEL, "seed 1", "smile", 2.0)
+    assert sg2.expression_choices(MODEL) == []
+    with pytest.raises(DirectionError, match="no expression direction"):  # the tab's menu is empty then
+        sg2.expression_edit(library, MODEL, "seed 1", None, 2.0)
     directions = sg2.directions(MODEL)
     directions.add(Direction("smile", "interfacegan", "Smile", (0, 1), 0.5), np.ones(directions.w_dim))
     assert sg2.expression_choices(MODEL) == [("Smile", "smile")]
