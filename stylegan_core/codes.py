@@ -23,14 +23,17 @@ MAX_CODES_PER_CALL          32                   codes one call makes from seeds
 MORPH_FRAMES, DEFAULT_...   [2, 32], 6           frames of a morph
 MORPH_FPS, MAX_GIF_FPS      8, 50                GIF frame rate (GIF stores 1/100 s steps)
 MORPH_GIF_SIDE              384 px               the morph's GIF (the MP4 keeps the full size)
-EXPRESSION_STRENGTH, DEF..  [-5, 5], 1.0         lambda of expression transfer
-DEFAULT_SPLIT_RESOLUTION    64 px                style transfer: content rows up to here
+EXPRESSION_STRENGTH, DEF..  [-5, 5], 1.0         lambda of expression transfer (advanced mode)
+DEFAULT_EXPRESSION(_EDIT..) smile, 5.0           the simple path: a shipped direction, slider units
+DEFAULT_SPLIT_RESOLUTION    32 px                style transfer: content rows up to here
 MIXING_LEVELS               coarse/middle/fine   the StyleGAN paper's style groups (px ranges)
 POSE_RESOLUTION             8 px                 SOAT pose rows (4 of 18 StyleGAN2 rows)
 MAX_PANORAMA_CODES          32                   codes of one panorama (at least 2)
 MAX_PANORAMA_SIDE           16384 px             length of a panorama (16 codes at 1024 px)
-SMOOTHING_SIGMA, DEFAULT..  [0, 10], 1.0         panorama smoothing along the sequence
+SMOOTHING_SIGMA, DEFAULT..  [0, 10], 0.0         panorama smoothing along the sequence (0 keeps identities)
 MAX_MASK_SIDE               4096 px              a blend mask
+PAINTED_MASK_FEATHER        0.02 of the side     Gaussian sigma that softens a painted blend mask
+BLEND_FIT_STEPS             20                   inversion steps that fit a code to a blend (library)
 MAX_LIBRARY_ENTRIES         64                   codes in one visitor's library (~47 KB each)
 MAX_IMAGE_BYTES             64 MB                an image file
 MAX_IMAGE_PIXELS            100 MP               an image, checked before decoding
@@ -69,8 +72,16 @@ MORPH_GIF_SIDE = 384  # a 1024 px GIF takes ~1 MB a frame (6.8 MB for 6 frames);
 MAX_GIF_FPS = 50
 EXPRESSION_STRENGTH = (-5.0, 5.0)
 DEFAULT_EXPRESSION_STRENGTH = 1.0
-# Image2StyleGAN's style transfer: rows of the 4-64 px layers from the content image (9 of 18 rows).
-DEFAULT_SPLIT_RESOLUTION = 64
+# The Expression tab's simple path: a shipped direction, in slider units (standard deviations of
+# generated faces). On ffhq-mobile smile=5 took the judge's P(happy) from 0.01 to 0.61 (grace_hopper)
+# and 0.005 to 0.77 (seed 1) at identity distances 0.22 and 0.47 (benchmarks/results/expression.md).
+DEFAULT_EXPRESSION = "smile"
+DEFAULT_EXPRESSION_EDIT_STRENGTH = 5.0
+# Style transfer: rows of the layers up to 32 px from the content. Image2StyleGAN split at 64 px (9 of
+# 18 rows), but between two inverted photos that streaks the hair: at 32 px the hair's extra fine
+# detail fell from 1.45 to 1.20 x the inputs' and more of the style's colour came through, while the
+# face stayed the content's (benchmarks/results/style_transfer_split.md).
+DEFAULT_SPLIT_RESOLUTION = 32
 # The StyleGAN paper's style groups, as (lowest, highest) resolution of the layers a row drives.
 MIXING_LEVELS = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, 1 << 20)}
 DEFAULT_MIXING_LEVEL = "coarse"
@@ -80,8 +91,19 @@ MAX_PANORAMA_CODES = MAX_CODES_PER_CALL
 # 32 codes at 1024 px took 8 minutes and 1.5 GB here (benchmarks/results/limits.md): 16 at 1024, 32 at 512 px.
 MAX_PANORAMA_SIDE = 16384
 SMOOTHING_SIGMA = (0.0, 10.0)
-DEFAULT_SMOOTHING_SIGMA = 1.0
+# 0 keeps every person: at sigma 1 two of three people in the middle of a 5-seed panorama became
+# other people (identity distance 0.65, 0.66 to their own renders; 0.5: up to 0.40; 0: up to 0.19),
+# benchmarks/results/panorama_sigma.md. The blend between neighbours is SOAT's ramp either way.
+DEFAULT_SMOOTHING_SIGMA = 0.0
 MAX_MASK_SIDE = 4096  # a larger painted mask only gets downscaled to R anyway
+# Blend: a painted mask is feathered by a Gaussian of this sigma (a fraction of its side: 5 px on the
+# 256 px canvas, 20 px at 1024), so its strokes end in a soft seam instead of a hard step.
+PAINTED_MASK_FEATHER = 0.02
+# Blend -> library: a blend mixes features and has no code; this many inversion steps fit one to it,
+# starting from A and B mixed by the mask's mean (the Invert tab's default is 80 steps, about 42 s).
+# 20 steps on astronaut | grace_hopper (horizontal): identity distance 0.22 of the code's picture
+# to the blend.
+BLEND_FIT_STEPS = 20
 MAX_LIBRARY_ENTRIES = 64
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
 # A 20000 x 20000 PNG of one colour is a few hundred KB on disk and 1.2 GB decoded; refuse by pixel

@@ -306,6 +306,24 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
             )
         return entry.ws
 
+    def resolve_codes(self, references, library: CodeLibrary, model_name: str, psi=codes.DEFAULT_PSI,
+                      limit: int = codes.MAX_CODES_PER_CALL, what: str = "codes") -> tuple[list[str], torch.Tensor]:
+        """Several codes -> (their names, ws [N, num_ws, w_dim]). `references`: text separated by
+        commas, or a list, of library names and 'seed N'; a bare seed or seed range ('1, 2, 5-7')
+        that is no library name means those seeds, as the seed fields always took them."""
+        if not isinstance(references, (list, tuple)):
+            references = str(references or "").replace(";", ",").split(",")
+        names = []
+        for part in (str(p).strip() for p in references):
+            if part and part not in library and re.fullmatch(r"\d{1,12}(\s*-\s*\d{1,12})?", part):
+                names += [f"seed {seed}" for seed in codes.parse_seeds(part, limit)]
+            elif part:
+                names.append(part)
+        if not 1 <= len(names) <= limit:
+            raise StudioError(f"give between 1 and {limit} {what}: library names or 'seed N', separated by "
+                              f"commas (got {len(names)})")
+        return names, torch.cat([self.resolve_code(name, library, model_name, psi) for name in names])
+
     def render(self, model_name: str, ws: torch.Tensor, editor=None,
                transform: Optional[ImageTransform] = None) -> Image.Image:
         generator = self.generator(model_name)
@@ -313,6 +331,11 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         with torch.no_grad():
             image = generator.synthesis(ws.to(self.device), editor)
         return tensor_to_pil(image)
+
+    def preview(self, library: CodeLibrary, model_name: str, reference: str, size: int) -> Image.Image:
+        """A code's image at `size` px a side (a canvas background, a small picture beside it)."""
+        image = self.render(model_name, self.resolve_code(reference, library, model_name))
+        return image if image.width == size else image.resize((size, size), Image.Resampling.LANCZOS)
 
     # -- files -----------------------------------------------------------------------------
     def new_path(self, stem: str, suffix: str) -> Path:
@@ -626,7 +649,12 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
     def expression_transfer(self, library: CodeLibrary, model_name: str, target: str, with_expression: str,
                             without_expression: str, strength=codes.DEFAULT_EXPRESSION_STRENGTH,
                             first_row=0, last_row=-1) -> EditResult:
-        """w1 + strength (w2 - w3) on rows first..last (last -1: the last row)."""
+        """w1 + strength (w2 - w3) on rows first..last (last -1: the last row). w2 and w3 must be one
+        person with and without the expression (`expression_edit` is the simple path)."""
+        if not (str(with_expression or "").strip() and str(without_expression or "").strip()):
+            raise StudioError("pick w2 and w3: the same person with and without the expression (e.g. make "
+                              "'grace_hopper smile' with the simple mode, then w2 = 'grace_hopper smile', "
+                              "w3 = 'grace_hopper')")
         generator = self.generator(model_name)
         top = generator.num_ws - 1
         first = whole(first_row if first_row is not None else 0, "the first row", 0, top)
@@ -639,39 +667,73 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
             ws = edits.expression_transfer_codes(generator, *codes_in, strength=strength,
                                                  rows=list(range(first, last + 1)))
             image = self.render(model_name, ws)
-        distance = metrics.identity_distance(self.render(model_name, codes_in[0]), image)
-        extra = ("" if distance is None else
-                 f" · identity distance to the target: {distance:.3f} ({'same' if distance < 0.6 else 'another'} "
-                 "person by dlib's 0.6 threshold)")
-        return self._result(library, model_name, image, "expression", clock, ws, extra, source=target)
+        return self._result(library, model_name, image, "expression", clock, ws,
+                            self.identity_note(model_name, codes_in[0], image), source=target)
 
-    def style_mixing(self, library: CodeLibrary, model_name: str, source_seeds, destination_seeds,
+    def style_mixing(self, library: CodeLibrary, model_name: str, sources, destinations,
                      level: str = codes.DEFAULT_MIXING_LEVEL, psi=codes.DEFAULT_PSI) -> EditResult:
         """The StyleGAN paper's grid: sources along the top (columns), destinations down the left
-        (rows); each cell is the destination with the `level` styles copied from the source."""
+        (rows); each cell is the destination with the `level` styles copied from the source.
+        `sources` and `destinations`: codes separated by commas (see `resolve_codes`); the grid
+        names them in strips above the columns and left of the rows."""
         generator = self.generator(model_name)
-        sources = codes.parse_seeds(source_seeds, limit=codes.MAX_MIXING_SEEDS)
-        destinations = codes.parse_seeds(destination_seeds, limit=codes.MAX_MIXING_SEEDS)
+        psi = codes.check_psi(psi)
+        source_names, source_ws = self.resolve_codes(sources, library, model_name, psi, codes.MAX_MIXING_SEEDS,
+                                                     "sources")
+        destination_names, destination_ws = self.resolve_codes(destinations, library, model_name, psi,
+                                                               codes.MAX_MIXING_SEEDS, "destinations")
         with timed() as clock:
-            grid = edits.style_mixing_grid(generator, sources, destinations, level, codes.check_psi(psi))
+            grid = edits.mixing_grid(generator, source_ws, destination_ws, level, source_names, destination_names)
         return self._result(library, model_name, Image.fromarray(grid.image), f"style_mixing_{level}", clock)
 
     def blend(self, library: CodeLibrary, model_name: str, first: str, second: str, mask: BlendMask,
-              pose_from_a: bool = False, resolutions: Optional[Sequence[int]] = None) -> EditResult:
-        """SOAT feature blend of A and B at the layers of the chosen resolutions (None: all)."""
+              pose_from_a: bool = False, resolutions: Optional[Sequence[int]] = None, add: bool = False) -> EditResult:
+        """SOAT feature blend of A and B at the layers of the chosen resolutions (None: all). A
+        painted mask is feathered (codes.PAINTED_MASK_FEATHER). A blend mixes features, so it has
+        no code of its own: add=True fits one to it (`fit_blend_code`) and adds that to the library."""
         generator = self.generator(model_name)
-        ws_a = self.resolve_code(first, library, model_name)
-        ws_b = self.resolve_code(second, library, model_name)
+        ws_a = self.resolve_code(first, library, model_name).to(self.device)
+        ws_b = self.resolve_code(second, library, model_name).to(self.device)
         chosen = set(codes.layer_resolutions(generator)) if resolutions is None else {
             whole(r, "a blend resolution", 1, 1 << 20) for r in resolutions}
         layers = [i for i, layer in enumerate(generator.layers) if layer.resolution in chosen]
         if not layers:
             raise StudioError(f"choose at least one resolution to blend at: "
                               f"{', '.join(map(str, codes.layer_resolutions(generator)))}")
+        alpha = _blend_mask(mask)
+        if mask.kind == "painted":
+            alpha = feature_blend.feather_mask(alpha, codes.PAINTED_MASK_FEATHER, generator.resolution)
         with timed() as clock:
-            image = feature_blend.feature_blend(generator, ws_a.to(self.device), ws_b.to(self.device),
-                                                _blend_mask(mask), layers=layers, pose_from_a=bool(pose_from_a))
-        return self._result(library, model_name, tensor_to_pil(image), f"blend_{mask.kind}", clock, source=first)
+            image = feature_blend.feature_blend(generator, ws_a, ws_b, alpha, layers=layers,
+                                                pose_from_a=bool(pose_from_a))
+        result = self._result(library, model_name, tensor_to_pil(image), f"blend_{mask.kind}", clock, source=first)
+        if add:
+            if pose_from_a:
+                ws_b = feature_blend.align_pose(generator, ws_b, ws_a)
+            share_of_b = float(feature_blend.mask_function(alpha)(generator.resolution, generator.resolution).mean())
+            self.fit_blend_code(library, model_name, result, torch.lerp(ws_a, ws_b, share_of_b),
+                                f"blend {first} and {second}", first)
+        return result
+
+    def fit_blend_code(self, library: CodeLibrary, model_name: str, result: EditResult, start: torch.Tensor,
+                       name: str, source: str) -> None:
+        """Fit a code to `result`'s picture (a short inversion from `start`), add it to the library
+        as `name` (linked to `source`'s photo) and its file to the downloads; the info line says
+        how alike the code's picture and the blend are."""
+        from .inversion import projector
+
+        options = projector.ProjectorOptions(steps=codes.BLEND_FIT_STEPS, preview_every=0)
+        with timed() as clock:
+            fitted = projector.project(self.generator(model_name), result.picture.image, options, start_ws=start)
+        added = self._add_all(library, [(fitted.ws, name, fitted.image)], model_name, "edit",
+                              {"fitted_steps": fitted.steps_run}, photo=self.photo_link(library, source))
+        distance = metrics.identity_distance(result.picture.image, fitted.image)
+        alike = "" if distance is None else f"; identity distance of its picture to the blend {distance:.2f}"
+        result.added = added
+        result.files.append(self.save_code(fitted.ws, model_name, "blend_code"))
+        result.info += (f" · added **{added[0]}** to your library: a code fitted to the blend in "
+                        f"{fitted.steps_run} steps ({clock.seconds:.0f} s{alike})" if added else
+                        " · your library is full: the fitted code is in the downloads only")
 
     def panorama(self, library: CodeLibrary, model_name: str, references: Sequence[str],
                  direction: str = "horizontal", sigma=codes.DEFAULT_SMOOTHING_SIGMA) -> EditResult:

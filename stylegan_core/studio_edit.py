@@ -30,6 +30,8 @@ GENDER_LIMIT = 3.0  # past +-3 gender edits stop looking like the same person
 ROTATION_LIMIT = 180.0  # degrees
 TRANSLATION_LIMIT = 0.5  # image widths: the image spans [-0.5, 0.5]
 UNNAMED_KINDS = ("sefa", "ganspace")
+# The Expression tab's simple path: shipped W directions that change the expression (in this order).
+EXPRESSION_DIRECTIONS = ("smile", "smile_c", "mouth_open", "eyes_open")
 
 
 @dataclass(frozen=True)
@@ -264,6 +266,47 @@ class EditingStudio:
                 f"{frame.tx:.3f}, {frame.ty:.3f} image widths) · right: the aligned result pasted back "
                 "(StyleGAN2-style) · unverified on real StyleGAN3 weights")
         return EditResult(strip, files, info, [], pasted)
+
+    # -- Expression (the simple path) ---------------------------------------------------------------
+    def expression_choices(self, model_name: str) -> list[tuple[str, str]]:
+        """(label, name) of the expression directions the model has (none before they are computed)."""
+        directions = self.directions(model_name)
+        return [(directions.directions[n].display_name, n) for n in EXPRESSION_DIRECTIONS if n in directions.directions]
+
+    def expression_edit(self, library, model_name: str, target: str, expression: str = codes.DEFAULT_EXPRESSION,
+                        strength=codes.DEFAULT_EXPRESSION_EDIT_STRENGTH):
+        """The target's face with an expression from a shipped direction ('smile', ...), moved by
+        `strength` slider units (standard deviations of generated faces). The result joins the
+        library; the info line gives its identity distance to the target."""
+        from .studio import timed
+
+        if expression and expression not in EXPRESSION_DIRECTIONS:
+            raise dirs.DirectionError(f"unknown expression {expression!r}: one of {', '.join(EXPRESSION_DIRECTIONS)}")
+        strength = codes.check_number(strength, "the expression strength", -dirs.SLIDER_LIMIT, dirs.SLIDER_LIMIT)
+        directions = self.directions(model_name)
+        if expression not in directions.directions:  # also None: the model offers no expression at all
+            which = f"--model {model_name}" if model_name in zoo.MODELS else "--checkpoint FILE"
+            raise dirs.DirectionError(
+                f"{model_name} has no {repr(expression) if expression else 'expression'} direction "
+                f"({dirs.direction_status(model_name)}): compute its "
+                f"directions with `python -m stylegan_core directions {which} --compute`, or use the advanced "
+                "mode (two codes of one person)")
+        ws = self.resolve_code(target, library, model_name)
+        with timed() as clock:
+            edited = dirs.apply_directions(directions, ws, {expression: strength})
+            image = self.render(model_name, edited)
+        extra = f" · {expression}={strength:g}" + self.identity_note(model_name, ws, image)
+        return self._result(library, model_name, image, f"{target} {expression}", clock, edited, extra, source=target)
+
+    def identity_note(self, model_name: str, ws: torch.Tensor, image: Image.Image) -> str:
+        """' · identity distance to the target: 0.21 (same person ...)' ('' when a face is not found)."""
+        from .inversion import metrics
+
+        distance = metrics.identity_distance(self.render(model_name, ws), image)
+        if distance is None:
+            return ""
+        same = "same" if distance < metrics.SAME_PERSON_THRESHOLD else "another"
+        return f" · identity distance to the target: {distance:.3f} ({same} person by dlib's 0.6 threshold)"
 
     # -- Sketch ----------------------------------------------------------------------------------
     def sketch_stream(self, library, model_name: str, drawing, candidates=2, steps=60,

@@ -126,9 +126,14 @@ def test_every_endpoint_answers_through_gradio_client(tiny, tiny_client):
         "/style_transfer": lambda: client.predict("seed 1", "seed 2", 8, api_name="/style_transfer"),
         "/expression_transfer": lambda: client.predict("seed 1", "seed 2", "seed 3", 1.0, 0, -1,
                                                        api_name="/expression_transfer"),
+        # The tiny model has no stored directions: the simple path's clear refusal is the answer.
+        "/expression_edit": lambda: refusal(lambda: client.predict("seed 1", "smile", 2.0,
+                                                                  api_name="/expression_edit")),
         "/style_mixing": lambda: client.predict("1, 2", "3", "coarse", 0.7, api_name="/style_mixing"),
         "/blend": lambda: client.predict("seed 1", "seed 2", "horizontal", 0.5, True, [4, 8, 16, 32], None,
                                          api_name="/blend"),
+        "/add_blend_to_library": lambda: client.predict("seed 1", "seed 2", "constant", 0.5, False, [4, 8, 16, 32],
+                                                        None, api_name="/add_blend_to_library"),
         "/panorama": lambda: client.predict("seed 1, seed 2, seed 3", "horizontal", 1.0, api_name="/panorama"),
         "/rename_code": lambda: client.predict("seed 1", "first", api_name="/rename_code"),
         "/delete_code": lambda: client.predict("first", api_name="/delete_code"),
@@ -180,6 +185,9 @@ def test_every_endpoint_answers_through_gradio_client(tiny, tiny_client):
     variations, variations_info = results["/layout_variations"]
     assert len(variations) == 3 and "3 variations" in variations_info
     assert "no face found in the target" in results["/transfer_region"]
+    blend_info = results["/add_blend_to_library"][2]
+    assert "blend seed 1 and seed 2" in blend_info and "blend seed 1 and seed 2" in names(client)
+    assert "no 'smile' direction" in results["/expression_edit"] and "advanced" in results["/expression_edit"]
     assert "fine-tune" in results["/translate_generators"]
     assert "needs a StyleGAN3 model" in results["/edit_in_photo_frame"]
     assert "No frame of the clip shows a face" in results["/edit_video"]
@@ -200,7 +208,8 @@ def test_every_endpoint_answers_through_gradio_client(tiny, tiny_client):
 def test_every_model_event_shares_one_concurrency_limit(tiny):
     demo = tiny[0]
     heavy = {fn.api_name for fn in demo.fns.values() if fn.concurrency_id == HEAVY}
-    assert {"generate", "invert", "morph", "style_transfer", "expression_transfer", "style_mixing", "blend",
+    assert {"generate", "invert", "morph", "style_transfer", "expression_transfer", "expression_edit",
+            "style_mixing", "blend", "add_blend_to_library",
             "panorama", "import_library", "restore_latent", "detect_faces", "extend_canvas",
             "layout_variations", "transfer_region", "translate_generators", "edit_video"} <= heavy
     assert len({fn.concurrency_limit for fn in demo.fns.values() if fn.concurrency_id == HEAVY}) == 1
@@ -215,6 +224,17 @@ def test_resolution_choices_follow_the_model(tiny):
 def test_style_mixing_labels_say_sources_are_columns(tiny):
     labels = {block.elem_id: block.label for block in tiny[0].blocks.values() if getattr(block, "elem_id", None)}
     assert "columns" in labels["mixing-sources"] and "rows" in labels["mixing-destinations"]
+
+
+def test_style_mixing_takes_library_names_and_seeds(tiny_client):
+    client = tiny_client
+    client.predict("5", 0.7, api_name="/generate")
+    client.predict("seed 5", "five", api_name="/rename_code")
+    grid, _, info = client.predict("five, seed 2", "3", "coarse", 0.7, api_name="/style_mixing")
+    height, width = np.asarray(Image.open(grid)).shape[:2]
+    assert width - height == 32 and height > 2 * 32  # 3 x 2 cells of 32 px and the label strips
+    assert "no code named 'nobody'" in refusal(lambda: client.predict("nobody", "3", "coarse", 0.7,
+                                                                      api_name="/style_mixing"))
 
 
 def test_names_and_faces_from_gradio_client_alone(tiny_client):
@@ -355,6 +375,7 @@ def test_edits(client):
     calls = {
         "/style_transfer": ("seed 1", "seed 2", 64),
         "/expression_transfer": ("seed 1", "seed 2", "seed 3", 1.0, 0, -1),
+        "/expression_edit": ("seed 1", "smile", 5.0),  # the shipped smile direction: the tab's default path
         "/style_mixing": ("1", "2", "coarse", 0.7),
         "/blend": ("seed 1", "seed 2", "horizontal", 0.5, False, ALL_RESOLUTIONS, None),
         "/panorama": ("seed 1, seed 2", "horizontal", 1.0),

@@ -137,7 +137,7 @@ def test_invert_stop_keeps_the_code_and_says_so(page):
 @pytest.mark.parametrize("tab, button, selector", [
     ("Morph", "Morph", "#morph-animation"),
     ("Style transfer", "Transfer style", "#style-result"),
-    ("Expression", "Transfer expression", "#expression-result"),
+    ("Expression", "Change expression", "#expression-result"),  # the simple path: the shipped smile direction
     ("Style mixing", "Mix", "#mixing-result"),
     ("Blend", "Blend", "#blend-result"),
     ("Panorama", "Grow panorama", "#panorama-result"),
@@ -145,6 +145,20 @@ def test_invert_stop_keeps_the_code_and_says_so(page):
 def test_edit_tabs(page, tab, button, selector):
     open_tab(page, tab)
     run_and_check(page, button, selector, tab.lower().replace(" ", "-"))
+
+
+def test_blend_paints_over_a_and_shows_b_beside(page):
+    """The painting canvas appears only for the painted mask, with A's picture under it and B beside it."""
+    open_tab(page, "Blend")
+    canvas = page.locator("#blend-paint canvas").first
+    assert not canvas.is_visible()
+    page.get_by_label("painted").check()
+    page.locator("#blend-b-preview img").wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "tab-blend-painting.png"), full_page=True)
+    assert np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"), np.float32).std() > 10
+    page.get_by_label("horizontal").check()
+    canvas.wait_for(state="hidden")
 
 
 def test_library_tab_shows_the_codes_made_above(page):

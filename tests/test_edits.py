@@ -109,10 +109,10 @@ def test_crossover_with_all_rows_from_one_code_reproduces_it(generator, codes):
     # MobileStyleGAN 1024 (23 rows): conv1 and the blocks at 8-64 px; rows 3, 6, 9 drive nothing.
     (lambda: MobileStyleGAN(channels=[4] * 8, style_dim=4, n_mapping=1), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 15, 18, 22]),
 ])
-def test_default_split_is_image2stylegans_64_px(model, content_rows):
+def test_a_64_px_split_is_image2stylegans(model, content_rows):
     generator = model()
     content = torch.zeros(1, generator.num_ws, generator.w_dim)
-    mixed = edits.crossover_codes(generator, content, torch.ones_like(content))
+    mixed = edits.crossover_codes(generator, content, torch.ones_like(content), 64)
     from_content = [row for row in range(generator.num_ws) if mixed[0, row, 0] == 0]
     assert from_content == content_rows
 
@@ -172,6 +172,21 @@ def test_a_big_grid_is_downscaled_to_fit_the_side_limit(generator, monkeypatch):
     full = as_pixels(render_one(generator, edits.random_codes(generator, [2], 0.7)))
     shrunk = np.asarray(Image.fromarray(full).resize((25, 25), Image.Resampling.LANCZOS))
     assert np.array_equal(grid.cell_image(0, 2), shrunk)
+
+
+def test_a_labelled_grid_names_its_columns_and_rows_within_the_side_limit(generator, monkeypatch):
+    monkeypatch.setattr(edits, "MAX_GRID_SIDE", 100)
+    codes = edits.random_codes(generator, [1, 2, 3], 0.7)
+    grid = edits.mixing_grid(generator, codes, codes[:1], "coarse", ["one", "two", "three"], ["four"])
+    assert max(grid.image.shape[:2]) <= 100 and grid.strip == edits.label_strip(grid.cell) > 0
+    assert grid.image.shape[:2] == (grid.strip + 2 * grid.cell, grid.strip + 4 * grid.cell)
+    above, left = grid.image[:grid.strip, grid.strip + grid.cell:], grid.image[grid.strip + grid.cell:, :grid.strip]
+    assert above.min() < 128 and left.min() < 128  # text in both strips
+    assert (grid.image[:grid.strip + grid.cell, :grid.strip + grid.cell] == 255).all()  # the corner stays white
+    assert np.array_equal(grid.cell_image(0, 1), as_pixels(render_one(generator, codes[0:1]))[:grid.cell, :grid.cell]
+                          if grid.cell == generator.resolution else grid.cell_image(0, 1))
+    with pytest.raises(ValueError, match="one label per source"):
+        edits.mixing_grid(generator, codes, codes[:1], "coarse", ["one"], ["four"])
 
 
 # -- bad input ------------------------------------------------------------------------------

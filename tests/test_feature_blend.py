@@ -255,3 +255,22 @@ def test_real_panorama_stitch_is_seamless(real_generator):
     soft = steps_along(fb.stitch_pairs(pairs, 3, size, fade=round(size / 32)), -1)
     assert soft[stitch] <= soft.quantile(0.95)
     assert soft[[size - 1, 2 * size - 1]].max() <= soft.quantile(0.95)  # constant and noise tile junctions
+
+
+def test_a_painted_mask_is_feathered_into_a_ramp(generator, codes):
+    """The seam of a painted mask is no longer a hard step: the feathered mask ramps over several
+    pixels, stays exactly 0 and 1 away from the edge, and the blend's columns change gradually."""
+    side = generator.resolution
+    painted = np.zeros((2 * side, 2 * side), np.float32)  # larger than the model: shrunk first
+    painted[:, side:] = 1.0
+    feathered = fb.feather_mask(painted, 0.05, side)
+    assert feathered.shape == (side, side)
+    row = feathered[side // 2]
+    assert row[0] == 0 and row[-1] == 1 and bool((row[1:] >= row[:-1]).all())
+    assert int(((row > 0) & (row < 1)).sum()) >= 4  # a ramp, not a step
+    a, b = codes[0:1], codes[1:2]
+    hard = fb.feature_blend(generator, a, b, painted)
+    soft = fb.feature_blend(generator, a, b, feathered)
+    step = lambda image: (image[..., 1:] - image[..., :-1]).abs().mean(dim=(0, 1, 2)).max()  # noqa: E731
+    assert step(soft) < step(hard)
+    assert torch.equal(fb.feather_mask(np.full((8, 8), 0.5, np.float32), 0.05, side), torch.full((8, 8), 0.5))

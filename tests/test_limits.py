@@ -51,7 +51,8 @@ def operations_at_their_limits(generator):
         "morph_frames": lambda: edits.morph_frames(generator, codes[:1], codes[1:2], edits.MAX_MORPH_FRAMES),
         "render_codes": lambda: edits.render_codes(
             generator, codes[:1].expand(edits.MAX_MORPH_FRAMES, -1, -1)),
-        "style_mixing_grid": lambda: edits.style_mixing_grid(generator, range(side), range(side, 2 * side)),
+        "style_mixing_grid": lambda: edits.mixing_grid(generator, codes[:side], codes[side:2 * side], "coarse",
+                                                       ["source"] * side, ["destination"] * side),
         "feature_blend": lambda: feature_blend.feature_blend(generator, codes[:1], codes[1:2], mask,
                                                              pose_from_a=True),
         "render_panorama": lambda: feature_blend.render_panorama(generator, codes),

@@ -4,12 +4,15 @@ import os
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from stylegan_core import codes
+from stylegan_core.editing import edits
 from stylegan_core.loading import zoo
 from stylegan_core.loading.export import save_generator
 from stylegan_core.library import CodeLibrary
@@ -165,12 +168,31 @@ def test_style_mixing_grid_has_sources_along_the_top_and_destinations_down_the_l
     """Pins the orientation the tab's labels describe: columns = sources, rows = destinations."""
     grid = np.asarray(studio.style_mixing(library, MODEL, "1, 2", "3", "coarse", 0.7).picture.image)
     size = studio.generator(MODEL).resolution
-    assert grid.shape[:2] == (2 * size, 3 * size)  # (1 + destinations) rows x (1 + sources) columns
+    strip = edits.label_strip(size)
+    assert grid.shape[:2] == (strip + 2 * size, strip + 3 * size)  # (1 + destinations) x (1 + sources) cells
     for column, seed in enumerate((1, 2), start=1):
-        cell = grid[:size, column * size:(column + 1) * size]
+        cell = grid[strip:strip + size, strip + column * size:strip + (column + 1) * size]
         assert np.array_equal(cell, np.asarray(studio.render(MODEL, studio.seed_code(MODEL, seed, 0.7))))
-    left = grid[size:, :size]
+    left = grid[strip + size:, strip:strip + size]
     assert np.array_equal(left, np.asarray(studio.render(MODEL, studio.seed_code(MODEL, 3, 0.7))))
+
+
+def test_style_mixing_takes_library_codes_and_names_them(studio, library, monkeypatch):
+    studio.generate(library, MODEL, "8", 0.7)
+    library.rename("seed 8", "eight")
+    written = []
+    monkeypatch.setattr(edits, "label_image", lambda text, width, height: written.append(text) or
+                        np.full((height, width, 3), 0, np.uint8))
+    grid = np.asarray(studio.style_mixing(library, MODEL, "eight, seed 2", "3-4", "coarse", 0.7).picture.image)
+    assert written == ["eight", "seed 2", "seed 3", "seed 4"]  # columns, then rows
+    size, strip = studio.generator(MODEL).resolution, edits.label_strip(studio.generator(MODEL).resolution)
+    column = grid[strip:strip + size, strip + size:strip + 2 * size]
+    assert np.array_equal(column, np.asarray(studio.render(MODEL, library.get("eight").ws)))
+    assert (grid[:strip, strip + size:] == 0).all() and (grid[strip + size:, :strip] == 0).all()  # the strips
+    with pytest.raises(UserError, match="no code named 'nobody'"):
+        studio.style_mixing(library, MODEL, "nobody", "3")
+    with pytest.raises(UserError, match="between 1 and"):
+        studio.style_mixing(library, MODEL, " , ", "3")
 
 
 def test_face_menu_labels_round_trip():
@@ -250,3 +272,26 @@ def test_an_example_name_is_found_even_after_it_was_deleted(studio, library):
     with pytest.raises(StudioError, match="belongs to model"):  # restored from the examples, of another model
         studio.resolve_code("astronaut", library, MODEL)
     assert "astronaut" in library and "mine" in library
+
+
+def test_a_blend_added_to_the_library_gets_a_code_fitted_to_it(studio, library, monkeypatch):
+    """The wiring: the fit starts at A and B mixed by the mask's mean and its code joins the library
+    (the fit's quality on real faces is measured in benchmarks; random tiny models say nothing)."""
+    from stylegan_core.inversion import projector
+
+    calls = []
+
+    def fake_project(generator, target, options, start_ws):
+        calls.append((np.asarray(target), options.steps, start_ws.clone()))
+        return SimpleNamespace(ws=start_ws.cpu() + 1, image=target, steps_run=options.steps)
+
+    monkeypatch.setattr(projector, "project", fake_project)
+    plain = studio.blend(library, MODEL, "seed 1", "seed 2", BlendMask("constant", 0.25), False)
+    assert plain.added == [] and library.names() == [] and not calls  # a blend alone has no code
+    result = studio.blend(library, MODEL, "seed 1", "seed 2", BlendMask("constant", 0.25), False, add=True)
+    target, steps, start = calls[0]
+    assert np.array_equal(target, np.asarray(result.picture.image)) and steps == codes.BLEND_FIT_STEPS
+    a, b = studio.seed_code(MODEL, 1, 0.7), studio.seed_code(MODEL, 2, 0.7)
+    torch.testing.assert_close(start, torch.lerp(a, b, 0.25))
+    assert result.added == ["blend seed 1 and seed 2"] and f"fitted to the blend in {steps} steps" in result.info
+    assert torch.equal(library.get(result.added[0]).ws, start + 1) and any(p.endswith(".npz") for p in result.files)

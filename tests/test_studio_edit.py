@@ -189,3 +189,31 @@ def test_canvas_strokes_become_black_lines_on_white():
     strokes[2:4, :, 3] = 255  # a black stroke on the transparent canvas
     drawing = np.asarray(canvas_drawing({"composite": strokes, "layers": [], "background": None}))
     assert (drawing[2:4] == 0).all() and (drawing[5:] == 255).all()
+
+
+# -- Expression: the simple path ---------------------------------------------------------------
+def test_the_simple_expression_path_moves_along_the_direction_and_keeps_the_result(sg2):
+    library = CodeLibrary()
+    with pytest.raises(DirectionError, match="no 'smile' direction.*advanced"):  # instant directions only
+        sg2.expression_edit(library, MODEL, "seed 1", "smile", 2.0)
+    assert sg2.expression_choices(MODEL) == []
+    with pytest.raises(DirectionError, match="no expression direction"):  # the tab's menu is empty then
+        sg2.expression_edit(library, MODEL, "seed 1", None, 2.0)
+    directions = sg2.directions(MODEL)
+    directions.add(Direction("smile", "interfacegan", "Smile", (0, 1), 0.5), np.ones(directions.w_dim))
+    assert sg2.expression_choices(MODEL) == [("Smile", "smile")]
+    result = sg2.expression_edit(library, MODEL, "seed 1", "smile", 2.0)
+    ws = sg2.seed_code(MODEL, 1, 0.7)
+    expected = ws.clone()
+    expected[:, [0, 1]] += 2.0 * 0.5 * torch.ones(directions.w_dim) / directions.w_dim ** 0.5
+    assert result.added == ["seed 1 smile"] and torch.allclose(library.get("seed 1 smile").ws, expected)
+    assert changed(result.picture.image, sg2.render(MODEL, ws)) and "smile=2" in result.info
+    assert torch.equal(library.get(sg2.expression_edit(library, MODEL, "seed 1", "smile", 0).added[0]).ws, ws)
+    for bad, message in [(("frown", 1.0), "unknown expression"), (("smile", 9.0), "strength")]:
+        with pytest.raises(UserError, match=message):
+            sg2.expression_edit(library, MODEL, "seed 1", *bad)
+
+
+def test_the_advanced_expression_path_asks_for_both_codes_of_one_person(sg2):
+    with pytest.raises(UserError, match="same person with and without"):
+        sg2.expression_transfer(CodeLibrary(), MODEL, "seed 1", "", "seed 3")

@@ -37,6 +37,7 @@ MAX_MORPH_FRAMES = MORPH_FRAMES[1]  # the name the budgets (and tests lowering t
 # On the CPU one code at a time renders as fast per image as four (benchmarks/results/edits.md)
 # and holds a quarter of the feature memory, which matters with several users on one machine.
 RENDER_BATCH = 1
+MIN_LABEL_STRIP = 12  # px: the thinnest strip of names a labelled grid gets (one line of small text)
 
 
 def render_codes(generator: Generator, ws: torch.Tensor, batch_size: int = RENDER_BATCH) -> torch.Tensor:
@@ -63,13 +64,13 @@ def worst_case_bytes(operation: str, synthesis_bytes: int, resolution: int) -> i
     from . import feature_blend  # it builds on this module
 
     image = 12 * resolution ** 2  # one [3, R, R] float32 image
-    grid_side = grid_cell_size(resolution, MAX_MIXING_SEEDS + 1) * (MAX_MIXING_SEEDS + 1)
+    mixing_side = grid_side(resolution, MAX_MIXING_SEEDS + 1, labelled=True)
     # 2 S: the synthesis running, and up to one more S that the previous call leaves to be freed
     budgets = {
         "render_codes": 2 * synthesis_bytes + MAX_MORPH_FRAMES * image,
         "morph_frames": 2 * synthesis_bytes + MAX_MORPH_FRAMES * image,
         # the finished uint8 grid; one cell as uint8 tensor, PIL image, array and downscaled copy
-        "style_mixing_grid": 2 * synthesis_bytes + 3 * grid_side ** 2 + 4 * 3 * resolution ** 2,
+        "style_mixing_grid": 2 * synthesis_bytes + 3 * mixing_side ** 2 + 4 * 3 * resolution ** 2,
         # each blended layer runs twice; the mask, its finiteness check and one resized copy
         "feature_blend": 2 * synthesis_bytes + 3 * 4 * feature_blend.MAX_MASK_SIDE ** 2,
         # pairs of twice the width, each layer twice; plus the canvas of N images
@@ -179,9 +180,10 @@ def crossover_codes(generator: Generator, content: torch.Tensor, style: torch.Te
     """Image2StyleGAN style transfer: the rows driving layers up to `split_resolution` px come
     from `content`, the rows of the finer layers from `style`: [1, num_ws, w_dim].
 
-    At the default 64 px an 18-row StyleGAN2 at 1024 px takes its first 9 rows from the content,
-    as in the paper. Rows that drive no layer keep the content's values, so a split at the full
-    resolution returns the content code itself, and a split at 0 renders the style image.
+    At 64 px an 18-row StyleGAN2 at 1024 px takes its first 9 rows from the content, as in the
+    paper; the default is 32 px (codes.DEFAULT_SPLIT_RESOLUTION: fewer streaks between inverted
+    photos). Rows that drive no layer keep the content's values, so a split at the full resolution
+    returns the content code itself, and a split at 0 renders the style image.
     """
     content = check_code(generator, content, "content code")
     style = check_code(generator, style, "style code")
@@ -226,10 +228,26 @@ def style_mixing_codes(source: torch.Tensor, destination: torch.Tensor, rows: Se
     return mixed
 
 
-def grid_cell_size(resolution: int, cells_per_side: int) -> int:
+def label_strip(cell: int) -> int:
+    """The height of the strip of names above a labelled grid's columns (and the width of the one
+    left of its rows): an eighth of a cell, and never too thin for a line of text."""
+    return max(MIN_LABEL_STRIP, cell // 8)
+
+
+def grid_cell_size(resolution: int, cells_per_side: int, labelled: bool = False) -> int:
     """The side of one cell of a grid `cells_per_side` cells wide: the model's resolution, or less
-    so that the whole grid is at most MAX_GRID_SIDE px a side."""
-    return max(1, min(resolution, MAX_GRID_SIDE // cells_per_side))
+    so that the whole grid (with its label strip when `labelled`) is at most MAX_GRID_SIDE px a side."""
+    if not labelled:
+        return max(1, min(resolution, MAX_GRID_SIDE // cells_per_side))
+    # cells * cell + label_strip(cell) <= MAX_GRID_SIDE for either size of the strip
+    fitting = min((MAX_GRID_SIDE - MIN_LABEL_STRIP) // cells_per_side, MAX_GRID_SIDE * 8 // (8 * cells_per_side + 1))
+    return max(1, min(resolution, fitting))
+
+
+def grid_side(resolution: int, cells_per_side: int, labelled: bool = False) -> int:
+    """The side in px of a square grid of `cells_per_side` cells (and its label strip)."""
+    cell = grid_cell_size(resolution, cells_per_side, labelled)
+    return cells_per_side * cell + (label_strip(cell) if labelled else 0)
 
 
 def render_cell(generator: Generator, ws: torch.Tensor, cell: int) -> np.ndarray:
@@ -244,41 +262,102 @@ def render_cell(generator: Generator, ws: torch.Tensor, cell: int) -> np.ndarray
 @dataclass
 class StyleMixingGrid:
     """The StyleGAN paper's style-mixing figure: sources along the top, destinations down the
-    left, and in row d + 1, column s + 1 destination d with the styles of source s's level."""
+    left, and in row d + 1, column s + 1 destination d with the styles of source s's level. A
+    labelled grid has a strip of names above the columns and one left of the rows."""
 
-    image: np.ndarray          # [(D + 1) cell, (S + 1) cell, 3] uint8; the top-left cell is white
+    image: np.ndarray          # [(D + 1) cell + strip, (S + 1) cell + strip, 3] uint8; the top-left cell is white
     cell: int                  # the side of one cell in px (at most the model's resolution)
     sources: torch.Tensor      # [S, num_ws, w_dim]: codes that give the styles of the chosen level
     destinations: torch.Tensor  # [D, num_ws, w_dim]: codes that give all other styles
     rows: list[int]            # the W+ rows copied from the sources
+    strip: int = 0             # px of the label strips (0: not labelled)
 
     def cell_image(self, row: int, column: int) -> np.ndarray:
         """The [cell, cell, 3] view of grid cell (row, column); (0, 0) is the white corner."""
-        return self.image[row * self.cell:(row + 1) * self.cell, column * self.cell:(column + 1) * self.cell]
+        top, left = self.strip + row * self.cell, self.strip + column * self.cell
+        return self.image[top:top + self.cell, left:left + self.cell]
+
+    def label_column(self, column: int, text: str) -> None:
+        """Write `text` in the strip above grid column `column`."""
+        left = self.strip + column * self.cell
+        self.image[:self.strip, left:left + self.cell] = label_image(text, self.cell, self.strip)
+
+    def label_row(self, row: int, text: str) -> None:
+        """Write `text` (reading upwards) in the strip left of grid row `row`."""
+        top = self.strip + row * self.cell
+        self.image[top:top + self.cell, :self.strip] = np.rot90(label_image(text, self.cell, self.strip))
+
+
+def label_image(text: str, width: int, height: int) -> np.ndarray:
+    """`text` centred in black on a white [height, width, 3] uint8 strip, cut with '…' to fit."""
+    from PIL import ImageDraw, ImageFont
+
+    strip = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(strip)
+    font = ImageFont.load_default(size=max(6, round(height * 0.6)))
+    shown = text
+    while len(shown) > 1 and draw.textlength(shown, font=font) > width - 4:
+        shown = shown[:-2] + "…"
+    draw.text((width / 2, height / 2), shown, fill="black", font=font, anchor="mm")
+    return np.asarray(strip)
 
 
 def style_mixing_grid(generator: Generator, source_seeds: Sequence[int], destination_seeds: Sequence[int],
                       level: str = "coarse", psi: float = DEFAULT_PSI) -> StyleMixingGrid:
-    """Render the style-mixing grid of seeds: each cell is a destination image with the `level`
-    styles ('coarse', 'middle' or 'fine', see `mixing_rows`) of a source image.
+    """`mixing_grid` of random faces: the codes of the seeds, truncated by psi."""
+    for name, seeds in (("source", source_seeds), ("destination", destination_seeds)):
+        _check_grid_side(len(seeds), name)
+    return mixing_grid(generator, random_codes(generator, source_seeds, psi),
+                       random_codes(generator, destination_seeds, psi), level)
 
-    At most MAX_MIXING_SEEDS seeds a side. Cells are rendered one at a time, downscaled so the grid
+
+def _check_grid_side(count: int, name: str) -> None:
+    if not 1 <= count <= MAX_MIXING_SEEDS:
+        raise InputError(f"give between 1 and {MAX_MIXING_SEEDS} {name} seeds or codes, got {count}")
+
+
+def mixing_grid(generator: Generator, sources: torch.Tensor, destinations: torch.Tensor, level: str = "coarse",
+                source_labels: Optional[Sequence[str]] = None,
+                destination_labels: Optional[Sequence[str]] = None) -> StyleMixingGrid:
+    """Render the style-mixing grid of codes (sources [S, num_ws, w_dim] along the top,
+    destinations [D, num_ws, w_dim] down the left): each cell is a destination image with the
+    `level` styles ('coarse', 'middle' or 'fine', see `mixing_rows`) of a source image. With
+    labels (one per source and per destination) the columns and rows are named in strips.
+
+    At most MAX_MIXING_SEEDS codes a side. Cells are rendered one at a time, downscaled so the grid
     is at most MAX_GRID_SIDE px a side and written into one preallocated uint8 image, so memory
     stays one synthesis plus the finished grid (`worst_case_bytes('style_mixing_grid', ...)`).
     """
-    for name, seeds in (("source", source_seeds), ("destination", destination_seeds)):
-        if not 1 <= len(seeds) <= MAX_MIXING_SEEDS:
-            raise InputError(f"give between 1 and {MAX_MIXING_SEEDS} {name} seeds, got {len(seeds)}")
+    sources = check_code(generator, sources, "source codes", single=False)
+    destinations = check_code(generator, destinations, "destination codes", single=False)
+    for name, batch in (("source", sources), ("destination", destinations)):
+        _check_grid_side(batch.shape[0], name)
+    labelled = source_labels is not None or destination_labels is not None
+    labels = _grid_labels(source_labels, sources.shape[0], "source") + _grid_labels(
+        destination_labels, destinations.shape[0], "destination")
     rows = mixing_rows(generator, level)
-    sources = random_codes(generator, source_seeds, psi)
-    destinations = random_codes(generator, destination_seeds, psi)
-    cell = grid_cell_size(generator.resolution, max(len(sources), len(destinations)) + 1)
-    grid = StyleMixingGrid(np.full(((len(destinations) + 1) * cell, (len(sources) + 1) * cell, 3), 255, np.uint8),
-                           cell, sources, destinations, rows)
+    cell = grid_cell_size(generator.resolution, max(len(sources), len(destinations)) + 1, labelled)
+    strip = label_strip(cell) if labelled else 0
+    grid = StyleMixingGrid(np.full((strip + (len(destinations) + 1) * cell, strip + (len(sources) + 1) * cell, 3),
+                                   255, np.uint8), cell, sources, destinations, rows, strip)
     for column, source in enumerate(sources.split(1), start=1):
         grid.cell_image(0, column)[:] = render_cell(generator, source, cell)
     for row, destination in enumerate(destinations.split(1), start=1):
         grid.cell_image(row, 0)[:] = render_cell(generator, destination, cell)
         for column, mixed in enumerate(style_mixing_codes(sources, destination, rows)[0].split(1), start=1):
             grid.cell_image(row, column)[:] = render_cell(generator, mixed, cell)
+    if labelled:
+        for column, text in enumerate(labels[:sources.shape[0]], start=1):
+            grid.label_column(column, text)
+        for row, text in enumerate(labels[sources.shape[0]:], start=1):
+            grid.label_row(row, text)
     return grid
+
+
+def _grid_labels(labels: Optional[Sequence[str]], count: int, name: str) -> list[str]:
+    """The labels of one side of a grid: as given (one per code), or numbers."""
+    if labels is None:
+        return [f"{name} {i + 1}" for i in range(count)]
+    if len(labels) != count:
+        raise InputError(f"give one label per {name} code: {count} codes, {len(labels)} labels")
+    return [str(label) for label in labels]

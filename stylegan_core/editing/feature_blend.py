@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..codes import (DEFAULT_PSI, MAX_MASK_SIDE, MAX_PANORAMA_CODES, MAX_PANORAMA_SIDE, POSE_RESOLUTION,
-                    SMOOTHING_SIGMA, InputError, check_code, check_number, check_psi, check_whole_number,
-                    layers_between, pose_rows, random_codes)  # noqa: F401 (layers_between: for callers)
+from ..codes import (DEFAULT_PSI, DEFAULT_SMOOTHING_SIGMA, MAX_MASK_SIDE, MAX_PANORAMA_CODES,  # noqa: F401
+                    MAX_PANORAMA_SIDE, POSE_RESOLUTION, SMOOTHING_SIGMA, InputError, check_code, check_number,
+                    check_psi, check_whole_number, layers_between, pose_rows, random_codes)  # layers_between: for callers
 from ..models.generator import Generator, LayerEditor, SynthesisLayer, SynthesisState
 
 MaskFunction = Callable[[int, int], torch.Tensor]
@@ -106,6 +106,29 @@ def resize_mask(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
                             align_corners=False, antialias=True)[0, 0]
     resized = resized.clamp(0.0, 1.0)
     return torch.where(resized < SNAP, 0.0, torch.where(resized > 1.0 - SNAP, 1.0, resized))
+
+
+def feather_mask(mask, sigma_fraction: float, max_side: int) -> torch.Tensor:
+    """A painted mask with soft edges: shrunk to at most `max_side` px a side (the model's
+    resolution: no layer sees it finer), then blurred by a Gaussian of `sigma_fraction` x its
+    longer side, edges repeated, so a stroke's border becomes a ramp instead of a step. Values
+    beyond the blur's reach keep exactly 0 and 1 (the kernel is cut at 3 sigma)."""
+    checked = check_mask(mask)
+    sigma_fraction = check_number(sigma_fraction, "the feathering", 0.0, 0.5)
+    height, width = checked.shape
+    scale = min(1.0, max_side / max(height, width))
+    checked = resize_mask(checked, max(1, round(height * scale)), max(1, round(width * scale)))
+    sigma = sigma_fraction * max(checked.shape)
+    if sigma < 0.5 or checked.min() == checked.max():
+        return checked
+    radius = math.ceil(3 * sigma)
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel /= kernel.sum()
+    padded = F.pad(checked[None, None], (radius, radius, radius, radius), mode="replicate")
+    blurred = F.conv2d(F.conv2d(padded, kernel.view(1, 1, 1, -1)), kernel.view(1, 1, -1, 1))[0, 0]
+    blurred = blurred.clamp(0.0, 1.0)
+    return torch.where(blurred < SNAP, 0.0, torch.where(blurred > 1.0 - SNAP, 1.0, blurred))
 
 
 def mask_function(mask: MaskLike) -> MaskFunction:
@@ -223,7 +246,7 @@ def gaussian_smooth(codes: torch.Tensor, sigma: float) -> torch.Tensor:
     return torch.einsum("ij,j...->i...", weights.to(codes), codes)
 
 
-def smoothed_random_codes(generator: Generator, seeds: Sequence[int], sigma: float = 1.0,
+def smoothed_random_codes(generator: Generator, seeds: Sequence[int], sigma: float = DEFAULT_SMOOTHING_SIGMA,
                           psi: float = DEFAULT_PSI) -> torch.Tensor:
     """Panorama codes from seeds: W codes smoothed along the sequence, then truncated by psi."""
     sigma = check_number(sigma, "the smoothing sigma", *SMOOTHING_SIGMA)

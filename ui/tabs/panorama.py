@@ -15,7 +15,8 @@ def build(ctx: AppContext) -> None:
         direction = gr.Radio(["horizontal", "vertical"], value="horizontal", label="Direction")
         sigma = gr.Slider(*codes.SMOOTHING_SIGMA, codes.DEFAULT_SMOOTHING_SIGMA, step=0.25,
                           label="Smoothing σ along the sequence",
-                          info="0 keeps every person as they are; more blends neighbours into each other")
+                          info="0 keeps every person as they are (the default); more blends neighbours into "
+                               "each other, and past 0.5 the people in the middle turn into others")
     button = gr.Button("Grow panorama", variant="primary")
     outputs = edit_outputs("panorama-result", label="Panorama")
 

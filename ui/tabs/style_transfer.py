@@ -11,7 +11,7 @@ TITLE, ID = "Style transfer", "style"
 def build(ctx: AppContext) -> None:
     with gr.Row():
         content = ctx.code_picker("Content (pose, shape)", ctx.studio.example_or("astronaut", "seed 1"))
-        style = ctx.code_picker("Style (colours, texture)", "seed 2")
+        style = ctx.code_picker("Style (colours, texture)", ctx.studio.example_or("grace_hopper", "seed 2"))
         split = gr.Dropdown(**_split_choices(ctx.studio.resolutions()), label="Content up to (px)",
                             info="the picture is built from coarse to fine: up to this size (px) it follows the "
                                  "content (pose, face shape); the finer detail (colours, skin, hair texture) "
