@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from . import codes
+
 
 def add_video(subparsers) -> None:
     from .editing import video
@@ -21,8 +23,9 @@ def add_video(subparsers) -> None:
                         help="an attribute slider, e.g. --set smile=2 (see `directions`); repeatable")
     parser.add_argument("--style", metavar="CODE.npz",
                         help="a latent whose fine rows (colours, texture) every frame takes")
-    parser.add_argument("--style-split", type=int, default=64,
-                        help="with --style: rows above this resolution (px) come from the style code (default 64)")
+    parser.add_argument("--style-split", type=int, default=codes.DEFAULT_SPLIT_RESOLUTION,
+                        help="with --style: rows above this resolution (px) come from the style code "
+                             f"(default {codes.DEFAULT_SPLIT_RESOLUTION})")
     parser.add_argument("--max-frames", type=int, default=video.DEFAULT_MAX_FRAMES,
                         help=f"use at most this many frames (default {video.DEFAULT_MAX_FRAMES}, "
                              f"at most {video.MAX_FRAMES})")

@@ -29,6 +29,7 @@ from PIL import Image
 from ..inversion import align
 from . import video_io
 from ..inversion.paste_back import paste_back
+from .. import codes
 from ..errors import UserError
 from ..models.generator import Generator
 from ..images import tensor_to_pil
@@ -314,7 +315,7 @@ def default_paste(frame: Image.Image, face: align.AlignedFace, result: Image.Ima
 # -- the edit applied to every frame ---------------------------------------------------------------
 def build_edit(generator: Generator, model_name: str, settings: Optional[dict] = None,
                style_ws: Optional[torch.Tensor] = None, style_path: Optional[str] = None,
-               style_split: int = 64) -> Optional[EditFn]:
+               style_split: int = codes.DEFAULT_SPLIT_RESOLUTION) -> Optional[EditFn]:
     """One function ws -> ws for the clip: attribute sliders (name -> value), then the fine rows of a
     style code (a tensor, or a latent file) above `style_split` px. None when nothing is asked."""
     from .edits import crossover_codes
