@@ -16,10 +16,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # A stalled Hub download fails after this many seconds without data instead of hanging a model load.
 os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
 os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
-# Gradio stores files in its cache by content hash and expires them by age: a file identical to an
-# hours-old copy left there by an earlier run is reused, then deleted by the expiry while a request
-# still reads it (seen with the example photos). A cache folder of this process's own avoids that.
-os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="stylegan_studio_gradio_"))
+# Gradio stores files in its cache by content hash, expires them by age and deletes all it made
+# when an app closes: a file identical to one of another app process (an earlier run's hours-old copy,
+# or the example photos of an app that closed, e.g. one a test built in the process that started
+# this one and whose GRADIO_TEMP_DIR we inherited) is reused, then deleted while a request still
+# reads it. So every process gets a cache folder of its own, inside $GRADIO_TEMP_DIR when it is set.
+os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="stylegan_studio_gradio_",
+                                                 dir=os.environ.get("GRADIO_TEMP_DIR") or None)
 
 import gradio as gr  # noqa: E402
 

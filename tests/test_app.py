@@ -1,7 +1,10 @@
 """The app through gradio_client: every endpoint on a tiny random model (fast, the default suite),
 then the real default model end to end (marked real)."""
 import logging
+import os
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -511,3 +514,15 @@ def test_stop_keeps_the_code_so_far_and_says_so(tiny, tmp_path):
 def test_no_face_is_said_and_whole_image_is_a_choice(tiny, tiny_client):
     with pytest.raises(AppError, match="no face found.*whole image"):
         tiny_client.predict(handle_file(str(tiny_photo(tiny[3]))), "largest face", 10, "w", api_name="/invert")
+
+
+def test_every_app_process_has_a_gradio_cache_of_its_own(tmp_path):
+    """Gradio deletes every file its app made when the app closes, and files are shared by content
+    hash: an app started from a process that had built an app (as the tests do) must not share that
+    cache, or the example photos vanish under it (a CI failure: 'No file at .../astronaut.jpg')."""
+    probe = "import os, app; print(os.environ['GRADIO_TEMP_DIR'])"
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(tmp_path)}
+    folders = [subprocess.run([sys.executable, "-c", probe], cwd=Path(app.__file__).parent, env=env,
+                              capture_output=True, text=True, check=True).stdout.strip() for _ in range(2)]
+    assert all(Path(folder).parent == tmp_path for folder in folders)  # inside the chosen folder
+    assert folders[0] != folders[1]
