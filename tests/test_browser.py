@@ -34,12 +34,15 @@ def page(app_server):
 
 
 def wait_visible(locator, app_server, what, timeout=RESULT_TIMEOUT_MS):
-    """Wait for `locator`; on a timeout fail with the server's log tail (what CI shows of a failure)."""
+    """Wait for `locator`; fail at once on an error pop-up, and on a timeout with the server's log tail
+    (what CI shows of a failure)."""
+    error_toast = locator.page.locator(".toast-body").first
     try:
-        locator.wait_for(state="visible", timeout=timeout)
+        locator.or_(error_toast).first.wait_for(state="visible", timeout=timeout)
     except Exception as error:  # noqa: BLE001 - Playwright's TimeoutError, re-raised with the log
         pytest.fail(f"{what} did not show ({error.__class__.__name__}); the server's log ends:\n"
                     f"{app_server.log()[-4000:]}")
+    assert not error_toast.is_visible(), f"{what}: an error instead: {error_toast.inner_text()}"
 
 
 def open_tab(page, name):
