@@ -2,6 +2,7 @@
 separable against 2-D filters, correlation against convolution, and the impl switch."""
 from __future__ import annotations
 
+import importlib
 import itertools
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from stylegan_core.ops.filtered_lrelu import (
     FILTERED_LRELU_CUDA_STATUS,
     filtered_lrelu,
+    filtered_lrelu_by_kernels,
     filtered_lrelu_reference,
     parse_padding,
 )
@@ -103,7 +105,7 @@ def test_impl_switch_and_argument_checks():
     x = torch.randn(1, 2, 4, 4)
     f = torch.tensor([0.25, 0.5, 0.25])
     torch.testing.assert_close(filtered_lrelu(x, f, f, impl="cuda", padding=2), filtered_lrelu(x, f, f, impl="ref", padding=2))
-    assert "no CUDA kernel" in FILTERED_LRELU_CUDA_STATUS
+    assert "unverified" in FILTERED_LRELU_CUDA_STATUS
     with pytest.raises(ValueError, match="impl"):
         filtered_lrelu(x, impl="triton")
     with pytest.raises(ValueError, match="bias"):
@@ -111,6 +113,26 @@ def test_impl_switch_and_argument_checks():
     with pytest.raises(ValueError, match="no output pixels"):
         filtered_lrelu(x, f, f, padding=-3)
     assert parse_padding(3) == (3, 3, 3, 3) and parse_padding((1, 2)) == (1, 1, 2, 2)
+
+
+@pytest.mark.parametrize("up,down,padding,up_taps,down_taps,clamp", CASES)
+@pytest.mark.parametrize("separable, flip", [(True, False), (False, True)])
+def test_the_kernel_composition_matches_the_reference(monkeypatch, up, down, padding, up_taps, down_taps, clamp,
+                                                     separable, flip):
+    """The GPU path's composition of upfirdn2d and bias_act (here on their CPU references: the
+    kernels themselves are compared with the references in test_ops on a GPU), chosen by impl='cuda'."""
+    module = importlib.import_module("stylegan_core.ops.filtered_lrelu")  # the package exports a function of that name
+    x = torch.randn(2, 3, 9, 11, generator=torch.Generator().manual_seed(21))
+    b = torch.randn(3, generator=torch.Generator().manual_seed(22))
+    fu, fd = random_filter(up_taps, 23, separable), random_filter(down_taps, 24, separable)
+    expected = filtered_lrelu_reference(x, fu, fd, b, up, down, padding, gain=1.3, clamp=clamp, flip_filter=flip)
+    calls = []
+    monkeypatch.setattr(module, "_cuda_kernels_ready", lambda tensor: True)
+    monkeypatch.setattr(module, "filtered_lrelu_by_kernels",
+                        lambda *args: calls.append(args) or filtered_lrelu_by_kernels(*args))
+    got = filtered_lrelu(x, fu, fd, b, up, down, padding, gain=1.3, clamp=clamp, flip_filter=flip, impl="cuda")
+    assert len(calls) == 1
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_gradient_flows_to_input_and_bias():

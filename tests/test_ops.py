@@ -10,6 +10,7 @@ import torch
 
 from stylegan_core.ops import build
 from stylegan_core.ops.bias_act import bias_act, bias_act_reference
+from stylegan_core.ops.filtered_lrelu import filtered_lrelu, filtered_lrelu_reference
 from stylegan_core.ops.upfirdn2d import (
     _gradient_padding,
     filter_after_transposed_conv,
@@ -169,7 +170,7 @@ def test_build_key_depends_on_the_sources(monkeypatch, tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_ops_match_the_reference_on_a_gpu():
     status = build.start_cuda_ops_build(background=False)
-    assert status == "CUDA ops: built; filtered_lrelu: reference (no CUDA kernel for filtered_lrelu yet)", status
+    assert status.startswith("CUDA ops: built; filtered_lrelu: upfirdn2d and bias_act kernels"), status
     torch.manual_seed(4)
     x = torch.randn(2, 3, 8, 8, device="cuda", requires_grad=True)
     bias = torch.randn(3, device="cuda", requires_grad=True)
@@ -178,6 +179,8 @@ def test_cuda_ops_match_the_reference_on_a_gpu():
         (lambda: bias_act(x, bias, "lrelu", clamp=1.0), lambda: bias_act_reference(x, bias, "lrelu", clamp=1.0)),
         (lambda: upfirdn2d(x, f, 2, 1, (2, 1, 2, 1), 4.0), lambda: upfirdn2d_reference(x, f, 2, 1, (2, 1, 2, 1), 4.0)),
         (lambda: upfirdn2d(x, f, 1, 2, (1, 1, 1, 1)), lambda: upfirdn2d_reference(x, f, 1, 2, (1, 1, 1, 1))),
+        (lambda: filtered_lrelu(x, f, f, bias, 2, 2, 2, clamp=1.0),  # StyleGAN3's op on the two kernels
+         lambda: filtered_lrelu_reference(x, f, f, bias, 2, 2, 2, clamp=1.0)),
     ):
         y_fast, y_ref = fast(), reference()
         torch.testing.assert_close(y_fast, y_ref)

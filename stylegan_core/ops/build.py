@@ -1,5 +1,5 @@
 """Build manager of the CUDA extension (bias_act, upfirdn2d): once, in the background, never fatal.
-StyleGAN3's filtered_lrelu has no kernel here yet: the status line says it runs the reference.
+StyleGAN3's filtered_lrelu runs on these two kernels in sequence (no fused kernel of its own).
 
 `start_cuda_ops_build()` (called by the app at startup) compiles `cuda/*.cu, *.cpp` with
 torch.utils.cpp_extension (ninja) in a daemon thread when a CUDA device is present. The build

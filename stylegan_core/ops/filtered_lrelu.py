@@ -16,9 +16,11 @@ references; it zero-inserts and runs depthwise convolutions, which PyTorch's CPU
 fraction of a GFLOP/s. `filtered_lrelu` computes the same with matrix products instead (tested
 against the reference): each 1-D resampling pass is a banded matrix along one axis, applied block
 by block (`fir_axis`); a 2-D filter is split into a few separable terms by its SVD (config R's
-radially symmetric filter has rank 6). `impl='cuda'` is accepted for symmetry with the other ops,
-but there is no CUDA kernel for this op yet: every device uses that path
-(`FILTERED_LRELU_CUDA_STATUS`).
+radially symmetric filter has rank 6). On a CUDA tensor, once the project's extension is built
+(in the background at start-up, like bias_act and upfirdn2d), `impl='cuda'` runs the four steps
+with the compiled upfirdn2d and bias_act kernels (three kernel launches, the intermediate image in
+GPU memory: NVIDIA's fused single-pass kernel is not reproduced). That path is unverified: no GPU
+was available to build and compare it (`FILTERED_LRELU_CUDA_STATUS`).
 """
 from __future__ import annotations
 
@@ -28,10 +30,10 @@ from typing import Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from .bias_act import bias_act_reference
-from .upfirdn2d import upfirdn2d_reference
+from .bias_act import bias_act, bias_act_reference
+from .upfirdn2d import upfirdn2d, upfirdn2d_reference
 
-FILTERED_LRELU_CUDA_STATUS = "reference (no CUDA kernel for filtered_lrelu yet)"
+FILTERED_LRELU_CUDA_STATUS = "upfirdn2d and bias_act kernels in sequence (unverified)"
 IMPLEMENTATIONS = ("ref", "cuda")
 Padding = Union[int, Sequence[int]]
 
@@ -95,19 +97,48 @@ def filtered_lrelu(x: torch.Tensor, fu: Optional[torch.Tensor] = None, fd: Optio
                    b: Optional[torch.Tensor] = None, up: int = 1, down: int = 1, padding: Padding = 0,
                    gain: float = math.sqrt(2.0), slope: float = 0.2, clamp: Optional[float] = None,
                    flip_filter: bool = False, impl: str = "cuda") -> torch.Tensor:
-    """filtered_lrelu_reference's result. impl='ref' runs the reference; impl='cuda' would select a
-    fused kernel on a GPU, but none exists yet, so it runs the matrix-product path on every device."""
+    """filtered_lrelu_reference's result. impl='ref' runs the reference; impl='cuda' runs the compiled
+    kernels on a GPU tensor once the extension is built, else the matrix-product path."""
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"filtered_lrelu: impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
     if impl == "ref":
         return filtered_lrelu_reference(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
     _check(x, fu, fd, b, up, down, padding, gain, slope, clamp)
     left, right, top, bottom = parse_padding(padding)
+    if _cuda_kernels_ready(x):
+        return filtered_lrelu_by_kernels(x, fu, fd, b, up, down, (left, right, top, bottom), gain, slope, clamp,
+                                         flip_filter)
     if b is not None:
         x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
     x = fir_resample_by_matmul(x, fu, up, 1, (left, right, top, bottom), up**2, flip_filter)
     x = bias_act_reference(x, act="lrelu", alpha=slope, gain=gain, clamp=clamp, inplace=True)
     return fir_resample_by_matmul(x, fd, 1, down, (0, 0, 0, 0), 1.0, flip_filter)
+
+
+def _cuda_kernels_ready(x: torch.Tensor) -> bool:
+    from .build import cuda_extension
+
+    return x.is_cuda and x.dtype in (torch.float32, torch.float16) and cuda_extension() is not None
+
+
+def filtered_lrelu_by_kernels(x: torch.Tensor, fu: Optional[torch.Tensor], fd: Optional[torch.Tensor],
+                              b: Optional[torch.Tensor], up: int, down: int, padding: tuple[int, int, int, int],
+                              gain: float, slope: float, clamp: Optional[float], flip_filter: bool) -> torch.Tensor:
+    """The four steps through the dispatching upfirdn2d and bias_act (their compiled kernels on a GPU,
+    their references elsewhere: which is how this composition is tested without a GPU)."""
+    x = bias_act(x, b)
+    x = upfirdn2d(x, _as_2d_filter(fu, flip_filter, x), up=up, padding=padding, gain=up**2)
+    x = bias_act(x, act="lrelu", alpha=slope, gain=gain, clamp=clamp)
+    return upfirdn2d(x, _as_2d_filter(fd, flip_filter, x), down=down)
+
+
+def _as_2d_filter(f: Optional[torch.Tensor], flip_filter: bool, like: torch.Tensor) -> torch.Tensor:
+    """None -> [[1]]; a 1-D (separable) filter -> its outer product; flipped for a correlation."""
+    if f is None:
+        return torch.ones(1, 1, dtype=torch.float32, device=like.device)
+    f = f.to(device=like.device, dtype=torch.float32)
+    f = torch.outer(f, f) if f.dim() == 1 else f
+    return f.flip([0, 1]) if flip_filter else f
 
 
 SVD_RELATIVE_CUTOFF = 1e-9  # singular values below this fraction of the largest are float noise
