@@ -155,12 +155,13 @@ def test_blend_paints_over_a_and_shows_b_beside(page):
     open_tab(page, "Blend")
     canvas = page.locator("#blend-paint canvas").first
     assert not canvas.is_visible()
-    page.get_by_label("painted").check()
+    mask_kinds = page.locator("#blend-mask-kind")  # other tabs have a "horizontal" too
+    mask_kinds.get_by_label("painted").check()
     page.locator("#blend-b-preview img").wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)
     page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "tab-blend-painting.png"), full_page=True)
     assert np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"), np.float32).std() > 10
-    page.get_by_label("horizontal").check()
+    mask_kinds.get_by_label("horizontal").check()
     canvas.wait_for(state="hidden")
 
 
