@@ -199,6 +199,21 @@ def contact_sheet(sheet, keys, size=192):
     return canvas
 
 
+def per_face(rows, base, keys) -> list[str]:
+    """The Edit tab's default sliders per face: the target judge unedited, at -3 and at +3."""
+    lines = ["| face | " + " | ".join(f"{n}: {TARGETS[attribute(n)]} at 0 / -3 / +3" for n, _ in SHEET[::2]) + " |",
+             "|---" * (1 + len(SHEET) // 2) + "|"]
+    for key in keys:
+        cells = []
+        for name, _ in SHEET[::2]:
+            judge = TARGETS[attribute(name)]
+            ends = [next(x for x in rows[(name, v)] if x["seed"] == key)["judges"] for v in (-3.0, 3.0)]
+            start = base[key][0]
+            cells.append(" / ".join("no face" if j is None else f"{j[judge]:.3g}" for j in [start, *ends]))
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def photos_section(machine_line, names, codes, rows, base, elapsed):
     baseline = "; ".join(f"{key} {distance(base[key][1], descriptor):.3f}" for key, _, descriptor in codes)
     return "\n".join([
@@ -207,12 +222,14 @@ def photos_section(machine_line, names, codes, rows, base, elapsed):
         "(shared machine: no timings here).", "",
         f"Faces: the precomputed default inversions (W+, 80 steps) of the example photos, examples/codes/*.npz: "
         f"{', '.join(key for key, _, _ in codes)} (two people: Eileen Collins in astronaut*, two_people-face2; "
-        "Grace Hopper in grace_hopper, two_people; both judged female, so gender +3 is the flip). "
+        "Grace Hopper in grace_hopper, two_people). A gender flip counts at +3 for a face judged female "
+        "unedited and at -3 for one judged male (the judge calls Grace Hopper's inversions male). "
         "Columns as above; 'identity to photo' = dlib distance of the edited render to the face in the "
         "ORIGINAL photo. The unedited inversions' own distance to the photo: " + baseline + ". "
         "Contact sheet: benchmarks/results/directions_photos.jpg (rows: faces; columns: unedited, then "
         "age, gender_c, smile, yaw at -3 and +3).", "",
-        *targets(rows, base, names, photo=True), "", *table(rows, base, names, photo=True), "",
+        *targets(rows, base, names, photo=True), "", "Per face (the Edit tab's default sliders):", "",
+        *per_face(rows, base, [key for key, _, _ in codes]), "", *table(rows, base, names, photo=True), "",
     ]) + "\n"
 
 
@@ -240,6 +257,10 @@ def run_photos(generator, found, names, machine_line) -> None:
         measure_code(generator, found, names, key, ws, rows, base, descriptor, sheet)
         print(f"{key} done after {time.monotonic() - started:.0f} s", flush=True)
     done = [c for c in codes if c[0] in base]
+    raw = {"base": {k: b[0] for k, b in base.items()},
+           "rows": [dict(name=n, value=v, **r) for (n, v), rs in rows.items() for r in rs]}
+    (ROOT / "benchmarks" / "out").mkdir(exist_ok=True)
+    (ROOT / "benchmarks" / "out" / "directions_photos_raw.json").write_text(json.dumps(raw))
     out.write_text(replace_section(out.read_text(), PHOTOS_HEADING,
                                    photos_section(machine_line, names, done, rows, base, time.monotonic() - started)))
     contact_sheet(sheet, [key for key, _, _ in done]).save(ROOT / "benchmarks" / "results" / "directions_photos.jpg",
