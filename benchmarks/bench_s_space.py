@@ -221,11 +221,12 @@ SECTION = "## S-space vs W+ inversion on the example photos: reconstruction and 
 
 def section(machine_line: str, rows, steps: int, seconds: dict) -> str:
     timing = "; ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
+    faces = ", ".join(dict.fromkeys(r["face"] for r in rows))
     return "\n".join([
         SECTION, "",
         f"`python benchmarks/bench_s_space.py --steps {steps}`. Machine: {machine_line} (shared with other "
-        f"jobs: the inversion times, {timing}, are not comparable). Faces: {', '.join(FACES)} (examples/; "
-        "two people), aligned as the app does. Both spaces: the projector's default recipe, the same "
+        f"jobs: the inversion times, {timing}, are not comparable). Faces: {faces} (example photos, "
+        "examples/), aligned as the app does. Both spaces: the projector's default recipe, the same "
         f"{steps} steps; S: `ProjectorOptions(space='s')` (styles in units of each channel's std at lr "
         "0.1, Gaussian prior weight 0.05). 'S (styles)' is the S inversion itself; 'S -> nearest W+' the "
         "W+ code the app stores for an S inversion today (`style_prior.nearest_ws`). Edits: the Edit "
