@@ -40,7 +40,7 @@ from stylegan_core.inversion.style_prior import nearest_ws
 from stylegan_core.loading.zoo import load_model
 from stylegan_core.runtime import heap_reuse
 
-FACES = ("astronaut", "grace_hopper", "two_people-face2")  # two people; face 2 is small in its photo
+FACES = ("astronaut", "grace_hopper", "two_people-face2", "astronaut_near_the_top", "two_people")  # two people
 SPACES = ("w+", "s")
 DIRECTIONS = ("age", "gender_c", "smile", "yaw")  # the Edit tab's default sliders
 TARGETS = {"age": "age", "gender_c": "gender", "smile": "expr_happy", "yaw": "yaw"}
@@ -159,6 +159,11 @@ def mean(values) -> float:
     return statistics.mean(values) if values else float("nan")
 
 
+def shown(value: float, form: str) -> str:
+    """A mean, or 'no face' where no edit left a face to measure."""
+    return "no face" if np.isnan(value) else format(value, form)
+
+
 def change(row, judge: str) -> Optional[float]:
     if row["judges"] is None or row["base_judges"] is None:
         return None
@@ -177,7 +182,7 @@ def reconstruction_table(rows) -> list[str]:
         base = {r["face"]: r for r in rows if r["inversion"] == label and not r["direction"]}
         cells = [f"{base[f]['to_photo']:.3f}" if f in base and base[f]["to_photo"] is not None else "-"
                  for f in faces]
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {mean(r['to_photo'] for r in base.values()):.3f} |"
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {shown(mean(r['to_photo'] for r in base.values()), '.3f')} |"
                      f" {mean(r['psnr'] for r in base.values()):.2f} | {mean(r['ssim'] for r in base.values()):.4f} |")
     return lines
 
@@ -192,9 +197,9 @@ def editability_table(rows) -> list[str]:
             low = [change(r, judge) for r in edits if r["value"] < 0]
             high = [change(r, judge) for r in edits if r["value"] > 0]
             one = sum(r["judges"] is not None and r["judges"]["faces"] == 1 for r in edits)
-            lines.append(f"| {label} | {direction} | {judge} | {mean(low):+.3g} | {mean(high):+.3g} |"
-                         f" {mean(high) - mean(low):+.3g} | {mean(r['drift'] for r in edits):.3f} |"
-                         f" {mean(r['to_photo'] for r in edits):.3f} | {one}/{len(edits)} |")
+            cells = [shown(mean(low), "+.3g"), shown(mean(high), "+.3g"), shown(mean(high) - mean(low), "+.3g"),
+                     shown(mean(r["drift"] for r in edits), ".3f"), shown(mean(r["to_photo"] for r in edits), ".3f")]
+            lines.append(f"| {label} | {direction} | {judge} | " + " | ".join(cells) + f" | {one}/{len(edits)} |")
     return lines
 
 
