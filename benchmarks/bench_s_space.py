@@ -203,10 +203,13 @@ def editability_table(rows) -> list[str]:
     return lines
 
 
-def contact_sheet(sheet: dict, rows, size: int = 160) -> Image.Image:
-    """Rows: photo x inversion; columns: the aligned crop, the unedited inversion, then each edit."""
+def contact_sheet(sheet: dict, rows, size: int = 128) -> Image.Image:
+    """Rows: photo x inversion; columns: the aligned crop, the unedited inversion, then each edit.
+    An inversion whose unedited render has no face shows only that render (its edits are no better,
+    see the table): noise would make the file several times larger."""
     columns = [("", 0.0)] + [(d, v) for d in DIRECTIONS for v in VALUES]
     keys = list(dict.fromkeys((r["face"], r["inversion"]) for r in rows))
+    faceless = {(r["face"], r["inversion"]) for r in rows if not r["direction"] and r["judges"] is None}
     canvas = Image.new("RGB", (size * (len(columns) + 1), 24 + size * len(keys)), "white")
     draw = ImageDraw.Draw(canvas)
     for c, (direction, value) in enumerate([("photo crop", 0.0)] + columns):
@@ -214,7 +217,7 @@ def contact_sheet(sheet: dict, rows, size: int = 160) -> Image.Image:
     for r, (name, label) in enumerate(keys):
         top = 24 + r * size
         canvas.paste(sheet[(name, "photo")].resize((size, size), Image.Resampling.LANCZOS), (0, top))
-        for c, (direction, value) in enumerate(columns, start=1):
+        for c, (direction, value) in enumerate(columns[:1] if (name, label) in faceless else columns, start=1):
             canvas.paste(sheet[(name, label, direction, value)].resize((size, size), Image.Resampling.LANCZOS),
                          (c * size, top))
         draw.text((4, top + 4), f"{name}\n{label[:12]}", fill="white")
@@ -263,7 +266,7 @@ def measure(generator, steps: int, machine_line: str) -> None:
     seconds = {f"{name} {space}": torch.load(cache_path(name, space, steps), weights_only=False)["seconds"]
                for name in FACES for space in SPACES if cache_path(name, space, steps).exists()}
     results = ROOT / "benchmarks" / "results"
-    contact_sheet(sheet, rows).save(results / "s_space_edits.jpg", quality=88)
+    contact_sheet(sheet, rows).save(results / "s_space_edits.jpg", quality=85)
     soat = results / "soat.md"
     soat.write_text(replace_section(soat.read_text(), SECTION, section(machine_line, rows, steps, seconds)))
     print(section(machine_line, rows, steps, seconds))
