@@ -21,7 +21,7 @@ import time
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from common import ROOT, machine
+from common import ROOT, machine, replace_section
 
 from stylegan_core.editing import directions as D
 from stylegan_core import judges
@@ -237,15 +237,6 @@ def later_sections(path) -> str:
     """The '## ' sections of a results file (readings, the photos part) that a seeds run keeps."""
     text = path.read_text() if path.exists() else ""
     return text[text.index("\n## "):] if "\n## " in text else ""
-
-
-def replace_section(text: str, heading: str, section: str) -> str:
-    """`text` with the section under `heading` (up to the next '## ' heading) replaced or appended."""
-    if heading not in text:
-        return text.rstrip("\n") + "\n\n" + section
-    start = text.index(heading)
-    end = text.find("\n## ", start + len(heading))
-    return text[:start] + section + ("" if end < 0 else text[end:])
 
 
 def run_photos(generator, found, names, machine_line) -> None:

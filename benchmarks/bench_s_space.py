@@ -29,14 +29,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from common import ROOT, machine
+from common import ROOT, machine, replace_section
 from stylegan_core import judges
 from stylegan_core.editing import directions as D
 from stylegan_core.examples import EXAMPLE_PHOTOS
 from stylegan_core.images import load_image, tensor_to_pil
 from stylegan_core.inversion import align, metrics
 from stylegan_core.inversion.projector import ProjectorOptions, project
-from stylegan_core.inversion.style_prior import nearest_ws
 from stylegan_core.loading.zoo import load_model
 from stylegan_core.runtime import heap_reuse
 
@@ -247,15 +246,6 @@ def section(machine_line: str, rows, steps: int, seconds: dict) -> str:
         "Editability (mean over the photos):", "",
         *editability_table(rows), "",
     ]) + "\n"
-
-
-def replace_section(text: str, heading: str, new: str) -> str:
-    """`text` with the section under `heading` (up to the next '## ' heading) replaced or appended."""
-    if heading not in text:
-        return text.rstrip("\n") + "\n\n" + new
-    start = text.index(heading)
-    end = text.find("\n## ", start + len(heading))
-    return text[:start] + new + ("" if end < 0 else text[end:])
 
 
 def measure(generator, steps: int, machine_line: str) -> None:
