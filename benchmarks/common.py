@@ -63,3 +63,12 @@ def interleaved_times(cases: dict, rounds: int, verbose: bool = False) -> dict[s
         result[name] = {"wall_min": walls[0], "wall_median": statistics.median(walls),
                         "user": fastest[1], "sys": fastest[2]}
     return result
+
+
+def replace_section(text: str, heading: str, section: str) -> str:
+    """`text` with the section under `heading` (up to the next '## ' heading) replaced or appended."""
+    if heading not in text:
+        return text.rstrip("\n") + "\n\n" + section
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    return text[:start] + section + ("" if end < 0 else text[end:])
