@@ -2,8 +2,9 @@
 and editability, on ffhq-mobile.
 
 The same photos, the same step budget and the projector's default recipe otherwise, in W+ and in S.
-An S inversion is measured twice: as its styles (what the optimiser found) and as the nearest W+ code
-(what the library and the app store today, `codes.SPACES`).
+An S inversion is measured twice: as its styles (what the optimiser found) and as the W+ code the
+library and every other operation take (a W+ fit of the styles' image since 2026-12-01; before, the
+exact solve for the nearest W+ code, which rendered noise).
 
   reconstruction: dlib identity distance of the inverted face to the face in the ORIGINAL photo
       (< 0.6: the same person); PSNR / SSIM against the aligned crop (secondary).
@@ -119,7 +120,7 @@ def inversions(name: str, steps: int) -> list[Inversion]:
             found.append(Inversion("W+", ws=stored["ws"]))
         else:
             found += [Inversion("S (styles)", styles=stored["styles"]),
-                      Inversion("S -> nearest W+ (stored by the app)", ws=stored["ws"])]
+                      Inversion("S -> W+ code stored by the app", ws=stored["ws"])]
     return found
 
 
@@ -235,8 +236,8 @@ def section(machine_line: str, rows, steps: int, seconds: dict) -> str:
         f"jobs: the inversion times, {timing}, are not comparable). Faces: {faces} (example photos, "
         "examples/), aligned as the app does. Both spaces: the projector's default recipe, the same "
         f"{steps} steps; S: `ProjectorOptions(space='s')` (styles in units of each channel's std at lr "
-        "0.1, Gaussian prior weight 0.05). 'S (styles)' is the S inversion itself; 'S -> nearest W+' the "
-        "W+ code the app stores for an S inversion today (`style_prior.nearest_ws`). Edits: the Edit "
+        "0.1, Gaussian prior weight 0.05). 'S (styles)' is the S inversion itself; 'S -> W+ code' the "
+        "W+ code the app stores for an S inversion (`ProjectionResult.ws`). Edits: the Edit "
         "tab's default directions at -2 and +2 slider units; on S styles a W direction adds its exact "
         "style change A_l d (style_offsets). Identity: dlib descriptor distance (< 0.6: the same person); "
         "'ID to photo' against the face in the ORIGINAL photo. Contact sheet: "

@@ -184,7 +184,7 @@ def add_invert(subparsers) -> None:
                         help="stop after this many seconds (the learning-rate schedule follows the clock)")
     parser.add_argument("--space", choices=codes.SPACES, default=defaults.space,
                         help=f"latent space (default {defaults.space}; s: per-layer styles with a Gaussian prior, "
-                             "saved as their nearest W+ code in latent.npz and exactly in styles.pt)")
+                             "saved as a W+ fit of their image in latent.npz and exactly in styles.pt)")
     parser.add_argument("--lr", type=float, default=defaults.learning_rate,
                         help=f"Adam learning rate of the shared w (default {defaults.learning_rate})")
     parser.add_argument("--row-lr", type=float, default=defaults.row_learning_rate,
@@ -280,7 +280,7 @@ def write_photo_frame(out: Path, photo, aligned, generator, result) -> dict:
 
     frame = photo_frame(aligned)
     editor = TransformEditor(*frame.transform)
-    with torch.no_grad():  # an S-space result renders from its exact styles (latent.npz has their nearest W+)
+    with torch.no_grad():  # an S-space result renders from its exact styles (latent.npz has a W+ fit)
         image = generator.synthesis(result.ws.to(generator.device), editor) if result.styles is None else \
             generator.synthesis(editor=editor, styles=[s.to(generator.device) for s in result.styles])
     tensor_to_pil(image).save(out / "photo_frame.png")

@@ -56,7 +56,7 @@ from .errors import UserError
 # -- limits and defaults (see the table above) -------------------------------------------------
 PSI_RANGE = (-1.0, 2.0)
 DEFAULT_PSI = 0.7
-SPACES = ("w+", "w", "s")  # s: per-layer styles with a Gaussian prior (SOAT), stored as the nearest W+ code
+SPACES = ("w+", "w", "s")  # s: per-layer styles with a Gaussian prior (SOAT), stored as a W+ fit of their image
 DEFAULT_SPACE = "w+"
 INVERT_STEPS = (1, 5000)
 DEFAULT_INVERT_STEPS = 80  # about 42 s on a 2-core CPU with ffhq-mobile (benchmarks/results/invert.md)

@@ -544,10 +544,10 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         stem = Path(str(photo)).stem if isinstance(photo, (str, Path)) else "photo"
         stem += f"-face{face_index + 1}" if face_index else ""  # the code is named after its face
         aligned = self.picture(target.image, f"{stem}_aligned")
-        yield InvertUpdate(aligned=aligned, info="aligned; starting the projection", total=steps)
+        options = projector.ProjectorOptions(steps=steps, space=space)
+        yield InvertUpdate(aligned=aligned, info="aligned; starting the projection", total=options.total_steps)
         original = photo_image
         descriptor = _photo_descriptor(original, target)
-        options = projector.ProjectorOptions(steps=steps, space=space)
         result = yield from _project_in_worker(loaded.generator, aligned, options, cancel, descriptor)
         image = _as_pil(result.image)
         inverted = self.picture(image, f"{stem}_inverted")
@@ -565,9 +565,24 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         added = self._add_all(library, [(result.ws, stem, image)], loaded.name, "inverted",
                               {"metrics": scores, "space": space, "steps": result.steps_run}, photo=link)
         info = _invert_info(result, added, target, time.perf_counter() - started, self.device)
+        info += self._w_fit_note(loaded.name, result, image)
         yield InvertUpdate(aligned=aligned, result=inverted, metrics=scores, files=files, pasted=pasted,
-                           in_frame=in_frame and in_frame.picture, step=result.steps_run, total=steps, done=True,
+                           in_frame=in_frame and in_frame.picture, step=result.steps_run, total=options.total_steps,
+                           done=True,
                            info=info + (f" · in the photo's frame (StyleGAN3): {in_frame.info}" if in_frame else ""))
+
+    def _w_fit_note(self, model_name: str, result, image: Image.Image) -> str:
+        """S space: how close the library's code (a W+ fit of the styles' image) comes to what is shown."""
+        if result.styles is None:
+            return ""
+        try:
+            distance = metrics.identity_distance(image, self.render(model_name, result.ws))
+        except (UserError, OSError) as error:  # the face models are missing: no likeness to report
+            log.info("no identity distance of the W+ fit: %s", error)
+            distance = None
+        likeness = "" if distance is None else f", identity distance {distance:.2f} from the picture shown"
+        return (" · shown: the exact styles (S); the library code, which every other tab uses, is a W+ fit of "
+                f"this picture{likeness}")
 
     # -- Library files ---------------------------------------------------------------------
     def import_codes(self, library: CodeLibrary, model_name: str, path) -> ImportResult:

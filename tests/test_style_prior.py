@@ -1,9 +1,11 @@
 """S-space statistics and S-space inversion with the Gaussian prior (tiny models, random VGG)."""
+import threading
+
 import pytest
 import torch
 
 from conftest import TINY_MODELS, tiny_codes, tiny_model
-from stylegan_core.inversion import style_prior
+from stylegan_core.inversion import projector, style_prior
 from stylegan_core.images import tensor_to_pil
 from stylegan_core.inversion.projector import ProjectorOptions, project
 from stylegan_core.loading.weights import weights_dir
@@ -34,19 +36,38 @@ def test_the_prior_is_cached_in_the_weights_folder(generator):
     assert style_prior.model_key(other) != style_prior.model_key(generator)
 
 
-def test_nearest_ws_reproduces_styles_that_come_from_a_code(generator):
-    ws = tiny_codes(generator, seed=4)
+def test_an_s_space_result_stores_a_w_plus_code_that_renders_its_picture(random_vgg, generator):
+    """Every other operation takes the W+ code: it must look like the S result, not like noise
+    (the exact solve for the nearest W+ code of optimised styles rendered noise on the real model)."""
     with torch.no_grad():
-        styles = generator.styles(ws)
-        again = generator.styles(style_prior.nearest_ws(generator, styles))
-    for s, t in zip(styles, again):
-        torch.testing.assert_close(t, s, rtol=1e-3, atol=1e-3)
+        target = tensor_to_pil(generator.synthesis(tiny_codes(generator, seed=7)))
+    seen = []
+    options = ProjectorOptions(space="s", steps=15, w_fit_steps=15, loss_resolution=32, bf16=False)
+    result = project(generator, target, options, progress=lambda step, total, *_: seen.append((step, total)))
+    assert seen[-1] == (30, 30) and [step for step, _ in seen] == list(range(1, 31))  # one count over both phases
+    assert result.styles is not None and result.steps_run == 30
+    with torch.no_grad():
+        shown = generator.synthesis(styles=[s.to(generator.device) for s in result.styles])
+        stored = generator.synthesis(result.ws.to(generator.device))
+        start = generator.synthesis(generator.mean_ws(1))
+    assert (stored - shown).abs().mean() < 0.5 * (start - shown).abs().mean()  # the fit moved towards it
+
+
+def test_a_stopped_s_inversion_still_fits_its_code(random_vgg, generator):
+    with torch.no_grad():
+        target = tensor_to_pil(generator.synthesis(tiny_codes(generator, seed=7)))
+    cancel = threading.Event()
+    options = ProjectorOptions(space="s", steps=50, loss_resolution=32, bf16=False)
+    result = project(generator, target, options, cancel=cancel,
+                     progress=lambda step, *_: cancel.set() if step == 5 else None)
+    assert result.stopped == "cancelled" and result.steps_run == 5 + projector.STOPPED_FIT_STEPS
+    assert not torch.equal(result.ws, generator.mean_ws(1).cpu())
 
 
 def test_s_space_projection_lowers_the_loss_and_the_prior_holds_styles_back(random_vgg, generator):
     with torch.no_grad():
         target = tensor_to_pil(generator.synthesis(tiny_codes(generator, seed=7)))
-    options = dict(space="s", steps=20, loss_resolution=32, bf16=False)
+    options = dict(space="s", steps=20, w_fit_steps=5, loss_resolution=32, bf16=False)
     free = project(generator, target, ProjectorOptions(**options, style_prior_weight=0.0))
     assert free.loss < 0.5 * free.history[0]["loss"]
     assert [tuple(s.shape) for s in free.styles] == [(1, layer.style_channels) for layer in generator.layers]
@@ -62,7 +83,7 @@ def test_s_space_projection_lowers_the_loss_and_the_prior_holds_styles_back(rand
         return ((torch.cat(styles, 1)[0] - prior.flat_mean()) / prior.flat_std()).square().mean()
 
     assert z_scores(held.styles) < 0.5 * z_scores(free.styles)
-    assert "style_prior" in held.history[-1]["terms"]
+    assert "style_prior" in held.history[options["steps"] - 1]["terms"]  # the last S step (the W+ fit follows)
 
 
 def test_bad_style_options_are_refused():

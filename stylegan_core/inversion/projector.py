@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Union
 
 import torch
@@ -65,6 +65,9 @@ class ProjectorOptions:
     # the mean squared z-score of the styles (SOAT's sum over channels divided by their number).
     style_learning_rate: float = 0.1
     style_prior_weight: float = 0.05
+    # S space only: W+ steps that fit the code every other operation takes to the S result's image
+    # (see _fit_w_plus); a Stop during the S steps still runs STOPPED_FIT_STEPS of them.
+    w_fit_steps: int = 40
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
@@ -85,6 +88,13 @@ class ProjectorOptions:
             raise InputError(f"time_budget_s must be > 0, got {self.time_budget_s}")
         if self.style_learning_rate <= 0 or self.style_prior_weight < 0:
             raise InputError("style_learning_rate must be > 0 and style_prior_weight >= 0")
+        if self.w_fit_steps < 1:
+            raise InputError(f"w_fit_steps must be at least 1, got {self.w_fit_steps}")
+
+    @property
+    def total_steps(self) -> int:
+        """The steps `project` reports progress against (S space: its styles, then the W+ fit)."""
+        return self.steps + (self.w_fit_steps if self.space == "s" else 0)
 
     @classmethod
     def image2stylegan(cls, steps: int = 5000) -> "ProjectorOptions":
@@ -105,7 +115,7 @@ class ProjectionResult:
     stopped: str = "done"  # "done", "plateau", "time budget" or "cancelled"
     elapsed_s: float = 0.0
     space: str = "w+"
-    styles: Optional[list] = None  # S space: the per-layer styles found ([1, C_l] each); ws is their nearest W+ code
+    styles: Optional[list] = None  # S space: the per-layer styles found ([1, C_l] each); ws is a W+ fit of their image
 
 
 def schedule_at(options: ProjectorOptions, progress: float) -> float:
@@ -182,6 +192,7 @@ class _StyleCode:
         prior = style_prior(generator)
         self.mean, self.std = prior.flat_mean()[None], prior.flat_std()[None]
         self.sizes = [m.shape[0] for m in prior.mean]
+        self.start_ws = generator.mean_ws(1) if start_ws is None else start_ws.detach().float()
         if start_ws is None:
             self.units = torch.zeros_like(self.mean).requires_grad_(True)
         else:  # a warm start: the styles of the given code, in units of each channel's spread
@@ -203,10 +214,11 @@ class _StyleCode:
         return self.prior_weight * self.units.square().mean()
 
     def result(self, generator: Generator, flat: torch.Tensor) -> tuple[torch.Tensor, list]:
-        from .style_prior import nearest_ws
+        """The styles, and for now the starting code as the W+ code (`_fit_w_plus` replaces it)."""
+        return self.start_ws, list(flat.split(self.sizes, dim=1))
 
-        styles = list(flat.split(self.sizes, dim=1))
-        return nearest_ws(generator, styles), styles
+
+STOPPED_FIT_STEPS = 10
 
 
 def project(generator: Generator, target: Union[Image.Image, torch.Tensor],
@@ -217,11 +229,49 @@ def project(generator: Generator, target: Union[Image.Image, torch.Tensor],
     The search starts at the mean code, or at `start_ws` [1, num_ws, w_dim] (a warm start: the
     previous frame of a video, say).
 
-    `progress(step, total, preview, loss)` is called after every step, with a preview image every
-    `options.preview_every` steps and at the end (None otherwise). Setting `cancel` stops after the
-    current step; the result then holds the best code so far and `stopped == "cancelled"`.
+    `progress(step, total, preview, loss)` is called after every step (total: `options.total_steps`),
+    with a preview image every `options.preview_every` steps and at the end (None otherwise).
+    Setting `cancel` stops after the current step; the result then holds the best code so far and
+    `stopped == "cancelled"`.
     """
     options = options or ProjectorOptions()
+    if options.space != "s":
+        return _optimise(generator, target, options, progress, cancel, start_ws)
+    result = _optimise(generator, target, options, _counted(progress, 0, options.total_steps), cancel, start_ws)
+    return _fit_w_plus(generator, result, options, progress, cancel, start_ws)
+
+
+def _fit_w_plus(generator: Generator, s_result: ProjectionResult, options: ProjectorOptions,
+                progress: Optional[ProgressCallback], cancel: Optional[threading.Event],
+                start_ws: Optional[torch.Tensor]) -> ProjectionResult:
+    """The W+ code of an S-space result: a short W+ inversion of the S result's own image. Every
+    other operation (and the library) takes W+ codes, and the exact solve for the W+ code nearest
+    to optimised styles renders noise: a W+ row drives two layers whose styles the S steps moved
+    apart, and some affines are ill-conditioned (rows reached |w| ~ 700; benchmarks/results/soat.md).
+    The styles themselves stay in `styles`. After a Stop, a few steps still run, so the code kept
+    is the face so far rather than the starting one."""
+    stopped = s_result.stopped == "cancelled"
+    fit_options = replace(options, space="w+", steps=STOPPED_FIT_STEPS if stopped else options.w_fit_steps,
+                          time_budget_s=None, plateau_patience=None)
+    fitted = _optimise(generator, s_result.image, fit_options,
+                       _counted(progress, s_result.steps_run, options.total_steps), None if stopped else cancel,
+                       start_ws)
+    return replace(s_result, ws=fitted.ws, history=s_result.history + fitted.history,
+                   steps_run=s_result.steps_run + fitted.steps_run, elapsed_s=s_result.elapsed_s + fitted.elapsed_s,
+                   stopped="cancelled" if stopped or fitted.stopped == "cancelled" else s_result.stopped)
+
+
+def _counted(progress: Optional[ProgressCallback], offset: int, total: int) -> Optional[ProgressCallback]:
+    """`progress` of one phase of a longer run: its steps counted from `offset` out of `total`."""
+    if progress is None:
+        return None
+    return lambda step, _, preview, loss: progress(offset + step, total, preview, loss)
+
+
+def _optimise(generator: Generator, target: Union[Image.Image, torch.Tensor], options: ProjectorOptions,
+              progress: Optional[ProgressCallback], cancel: Optional[threading.Event],
+              start_ws: Optional[torch.Tensor]) -> ProjectionResult:
+    """One optimisation of `project` in the options' space (the steps of the module docstring)."""
     started = time.perf_counter()
     target_image = target_tensor(target, generator)
     loss_resolution = options.loss_resolution

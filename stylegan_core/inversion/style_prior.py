@@ -92,18 +92,3 @@ def style_prior(generator: Generator) -> StylePrior:
         temporary.replace(path)  # never a half-written cache file
     device = generator.device
     return StylePrior([m.to(device) for m in prior.mean], [s.to(device) for s in prior.std])
-
-
-def nearest_ws(generator: Generator, styles: list[torch.Tensor]) -> torch.Tensor:
-    """The W+ code whose styles are closest (least squares) to `styles` [1, C_l] per layer: each
-    row solved from all the layers it drives. Rows that drive no layer stay at w_avg."""
-    ws = generator.mean_ws(1).to(styles[0]).clone()
-    with torch.no_grad():
-        for row in range(generator.num_ws):
-            used = [i for i, layer in enumerate(generator.layers) if layer.rows[0] == row]
-            if not used:
-                continue
-            matrix = torch.cat([generator.layers[i].affine_matrix() for i in used]).double()
-            target = torch.cat([styles[i][0] - generator.layers[i].affine_bias() for i in used]).double()
-            ws[0, row] = torch.linalg.lstsq(matrix, target.unsqueeze(1)).solution[:, 0].to(ws)
-    return ws
