@@ -213,7 +213,7 @@ def describe_default() -> str:
     o = ProjectorOptions()
     return (f"{o.space.upper()} as shared w (Adam lr {o.learning_rate}) + per-row offsets (lr {o.row_learning_rate}), "
             f"{o.steps} steps, {o.warmup_fraction:.0%} warm-up and a cosine ramp-down over the last "
-            f"{o.rampdown_fraction:.0%}, loss at {o.loss_resolution} px, VGG in bf16={o.bf16}, "
+            f"{o.rampdown_fraction:.0%}, loss at {o.loss_resolution} px, VGG in bf16={o.bf16 if o.bf16 is not None else auto_bf16()}, "
             f"weights {o.loss_weights.perceptual} / mse {o.loss_weights.mse}")
 
 
@@ -253,6 +253,11 @@ def summary(runs: list[Run], flops: dict[str, float], args) -> list[str]:
         gflop = flops[recipe] / 1e9
         lines.append(f"| {recipe} | {gflop:.1f} | {per_step:.2f} | {gflop / per_step:.0f} | {per_step / FLOOR_S:.1f} |")
     return lines
+
+
+def auto_bf16() -> str:
+    """What ProjectorOptions(bf16=None) chose on this machine."""
+    return f"auto ({perceptual.bf16_pays_off(perceptual.load_vgg16(), torch.device('cpu'))} here)"
 
 
 def main() -> None:

@@ -95,6 +95,30 @@ def test_bf16_loss_stays_close_to_fp32():
     assert bf16 == pytest.approx(fp32, rel=0.05)
 
 
+def test_bf16_by_default_only_where_it_was_measured_faster(monkeypatch):
+    vgg = random_vgg()
+    target = torch.zeros(1, 3, 64, 64)
+    monkeypatch.setattr(perceptual, "_BF16_FASTER", {})
+    timed = []
+
+    def seconds(vgg, probe, bf16, repeats=3):
+        timed.append(bf16)
+        return 0.3 if bf16 else 0.2  # fp32 faster, as on one of the project's CPUs
+
+    monkeypatch.setattr(perceptual, "_vgg_step_seconds", seconds)
+    assert Image2StyleGANLoss(target, resolution=None, vgg=vgg).bf16 is False  # the class default: fp32
+    assert Image2StyleGANLoss(target, resolution=None, vgg=vgg, bf16=None).bf16 is False
+    assert Image2StyleGANLoss(target, resolution=None, vgg=vgg, bf16=None).bf16 is False
+    assert sorted(timed) == [False, True]  # measured once per process and device
+    monkeypatch.setattr(perceptual, "_BF16_FASTER", {})
+    monkeypatch.setattr(perceptual, "_vgg_step_seconds", lambda vgg, probe, bf16, repeats=3: 0.1 if bf16 else 0.2)
+    assert Image2StyleGANLoss(target, resolution=None, vgg=vgg, bf16=None).bf16 is True
+
+
+def test_the_bf16_probe_times_a_real_pass():
+    assert 0 < perceptual._vgg_step_seconds(random_vgg(), torch.rand(1, 3, 32, 32), True, repeats=1) < 60
+
+
 def test_bad_weights_and_targets_are_refused():
     with pytest.raises(ValueError, match="4 perceptual weights"):
         LossWeights((1.0, 1.0))

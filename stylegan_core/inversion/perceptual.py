@@ -13,8 +13,10 @@ units VGG sees, so that lambda_mse = 1 weighs both terms alike.
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -22,6 +24,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 VGG_FILE_ID = "vgg16-imagenet/vgg16.onnx"
 CACHE_NAME = "vgg16-imagenet-to-conv4_2.safetensors"
@@ -164,15 +168,49 @@ def resize_for_loss(images: torch.Tensor, resolution: Optional[int]) -> torch.Te
                          align_corners=False)
 
 
+_BF16_FASTER: dict[str, bool] = {}  # device type -> whether VGG under bf16 autocast was faster here
+_BF16_LOCK = threading.Lock()
+
+
+def bf16_pays_off(vgg: VGG16Features, device: torch.device) -> bool:
+    """Whether VGG's forward+backward runs faster under bfloat16 autocast on this device, measured
+    once per process (about a second). It depends on the hardware and the torch build: bf16 was
+    twice as fast on one of this project's 2-core CPUs and 1.5x slower on another with the same
+    AVX512-BF16 flags (0.47 s vs 0.31 s per step at 256 px)."""
+    with _BF16_LOCK:
+        if device.type not in _BF16_FASTER:
+            probe = torch.rand(1, 3, 128, 128, device=device)
+            seconds = {mode: _vgg_step_seconds(vgg, probe, mode) for mode in (False, True)}
+            _BF16_FASTER[device.type] = seconds[True] < seconds[False]
+            log.info("VGG loss in %s: fp32 %.3f s, bf16 %.3f s per forward+backward at 128 px",
+                     "bf16" if _BF16_FASTER[device.type] else "fp32", seconds[False], seconds[True])
+        return _BF16_FASTER[device.type]
+
+
+def _vgg_step_seconds(vgg: VGG16Features, probe: torch.Tensor, bf16: bool, repeats: int = 3) -> float:
+    """The fastest of `repeats` timed forward+backward passes (after one warm-up pass)."""
+    times = []
+    for _ in range(repeats + 1):
+        image = probe.clone().requires_grad_(True)
+        started = time.perf_counter()
+        with torch.autocast(probe.device.type, dtype=torch.bfloat16, enabled=bf16):
+            features = vgg(image)
+        torch.stack([f.float().square().mean() for f in features]).sum().backward()
+        if probe.is_cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    return min(times[1:])
+
+
 class Image2StyleGANLoss(nn.Module):
     """The reconstruction loss against one fixed target, at `resolution` px (None: the target's size).
 
-    The target's features are computed once. `bf16` runs VGG under bfloat16 autocast (about twice
-    as fast on CPUs with AVX512-BF16); the feature differences are still taken in float32.
+    The target's features are computed once. `bf16` runs VGG under bfloat16 autocast (None: when
+    `bf16_pays_off` on this device); the feature differences are still taken in float32.
     """
 
     def __init__(self, target: torch.Tensor, weights: LossWeights = LossWeights(),
-                 resolution: Optional[int] = 256, bf16: bool = False,
+                 resolution: Optional[int] = 256, bf16: Optional[bool] = False,
                  vgg: Optional[VGG16Features] = None) -> None:
         super().__init__()
         if target.dim() != 4 or target.shape[1] != 3:
@@ -180,7 +218,7 @@ class Image2StyleGANLoss(nn.Module):
         self.vgg = vgg or load_vgg16(target.device)
         self.weights = weights
         self.resolution = resolution
-        self.bf16 = bf16
+        self.bf16 = bf16_pays_off(self.vgg, target.device) if bf16 is None else bf16
         with torch.no_grad():
             self.target = resize_for_loss(target, resolution).to(memory_format=torch.channels_last)
             self.target_features = [f.float() for f in self._features(self.target)]

@@ -54,7 +54,7 @@ class ProjectorOptions:
     # The paper weighs all terms 1; with so few steps a stronger pixel term (MSE is ~2% of the loss at
     # weight 1) raised PSNR on the astronaut from 14 to 19 dB at equal SSIM and identity distance.
     loss_weights: LossWeights = LossWeights(mse=10.0)
-    bf16: bool = True  # VGG under bfloat16 autocast: about 2x faster on CPUs with AVX512-BF16
+    bf16: Optional[bool] = None  # VGG under bfloat16 autocast; None: where measured faster (perceptual.bf16_pays_off)
     initial_noise: float = 0.0  # std of Gaussian noise added to the code, decaying to 0 (explores; uses seed)
     seed: int = 0
     plateau_patience: Optional[int] = None  # stop when the best loss has not improved for this many steps
