@@ -42,7 +42,7 @@ SHARED_ROWS_FROM_RESOLUTION = 128  # rows driving 128 px and up: colour scheme a
 DEFAULT_MAX_FRAMES = 90
 MAX_FRAMES = 300
 # Projector steps for the first frame and for each later (warm-started) frame.
-QUALITY_STEPS = {"fast": (60, 4), "balanced": (80, 8), "quality": (120, 20)}
+QUALITY_STEPS = {"fast": (60, 4), "balanced": (80, 7), "quality": (120, 20)}
 DEFAULT_QUALITY = "balanced"
 
 EditFn = Callable[[torch.Tensor], torch.Tensor]  # ws [1, num_ws, w_dim] -> edited ws
