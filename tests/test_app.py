@@ -218,6 +218,18 @@ def test_every_model_event_shares_one_concurrency_limit(tiny):
     assert len({fn.concurrency_limit for fn in demo.fns.values() if fn.concurrency_id == HEAVY}) == 1
 
 
+def test_results_of_another_model_are_emptied_when_the_model_changes(tiny):
+    demo = tiny[0]
+    menu = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "model-menu")
+    emptying = [fn for fn in demo.fns.values() if (menu._id, "change") in fn.targets and not fn.inputs]
+    assert len(emptying) == 1
+    emptied = {getattr(block, "elem_id", None) for block in emptying[0].outputs}
+    assert {"generate-gallery", "invert-result", "invert-aligned", "morph-animation", "morph-gallery",
+            "style-result", "mixing-result", "edit-result", "video-result", "sketch-gallery"} <= emptied
+    assert "invert-preview" not in emptied and "sketch-canvas" not in emptied  # inputs and their previews stay
+    assert emptying[0].fn() == [None] * len(emptying[0].outputs)
+
+
 def test_resolution_choices_follow_the_model(tiny):
     demo = tiny[0]
     checkboxes = [block for block in demo.blocks.values() if type(block).__name__ == "CheckboxGroup"]

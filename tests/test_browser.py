@@ -206,7 +206,10 @@ def test_library_rename_delete_undo_and_the_pickers_follow(page):
 
 def test_a_model_without_weights_is_labelled_and_the_layout_stays(page):
     """Offline, a Hub model is marked in the menu; picking it shows one sentence with the details
-    folded away, and the tabs below do not move."""
+    folded away, and the tabs below do not move; the faces the other model made are no longer shown."""
+    open_tab(page, "Generate")
+    faces = page.locator("#generate-gallery img")
+    assert faces.count() > 0  # from test_generate_tab
     tabs_top = page.get_by_role("tab", name="Generate", exact=True).bounding_box()["y"]
     page.locator("#model-menu input").click()
     unavailable = page.get_by_role("option", name="stylegan2-ffhq (not available offline)", exact=True)
@@ -218,6 +221,7 @@ def test_a_model_without_weights_is_labelled_and_the_layout_stays(page):
         page.locator("#status-line").get_by_text("cannot load").wait_for(timeout=60_000)
         assert not page.locator("#status-line details").get_attribute("open")
         assert page.get_by_role("tab", name="Generate", exact=True).bounding_box()["y"] == tabs_top
+        faces.first.wait_for(state="detached", timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "model-not-available.png"))
     finally:
         page.locator("#model-menu input").click()

@@ -9,7 +9,7 @@ How to add a tab (e.g. attribute sliders, Sketch, Video):
        def build(ctx: AppContext) -> None:   # called inside `gr.Tab(TITLE, id=ID)`
            first = ctx.code_picker("From", "seed 1")      # refreshes with the visitor's library
            button = gr.Button("Make video", variant="primary")
-           outputs = edit_outputs("video-result")           # image, downloads, info, in-photo (ui/results.py)
+           outputs = edit_outputs(ctx, "video-result")      # image, downloads, info, in-photo (ui/results.py)
 
            def make_video(lib, a, model_name):              # library first, model last
                result = ctx.studio.make_video(lib, model_name, a)   # a typed Studio method
@@ -28,5 +28,7 @@ menu labels, file objects) in the tab module and call `Studio` with plain values
 Studio returns dataclasses (`EditResult`, `GalleryResult`, ...). `ctx.follow_model(component, fn)`
 updates a component when the model changes (e.g. choices that depend on the model's resolutions);
 `ctx.on_library_change(outputs, fn, inputs=[...])` refreshes other views of the library (fn(lib, *inputs)).
+`ctx.results_of_model(*components)` empties result panels when the model changes (edit_outputs
+does it for its own), so no picture of another model is shown as current.
 Light events (`heavy=False`) are queued without a limit, so their refusals show as pop-ups too.
 """

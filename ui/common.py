@@ -125,6 +125,7 @@ class AppContext:
     _library_events: list = field(default_factory=list)
     _model_views: list = field(default_factory=list)  # (output, fn(model_name) -> update)
     _keep: Optional[tuple] = None  # (fn(lib, browser id), the gr.BrowserState): see keep_across_reloads
+    _model_results: list = field(default_factory=list)  # emptied when the model changes
 
     def code_picker(self, label: str, value: str, **kwargs) -> gr.Dropdown:
         """A dropdown of library codes plus 'seed N' examples; typing any 'seed N' works too."""
@@ -137,6 +138,11 @@ class AppContext:
         """Refresh `outputs` with fn(library, *values of `inputs`) after every event that changes
         the library (e.g. a view that keeps its selection while it is still in the library)."""
         self._library_views.append((outputs, fn, list(inputs)))
+
+    def results_of_model(self, *components) -> None:
+        """Components that show what the current model made: emptied when the model changes, so a
+        picture of another model is never presented as current (its codes stay in the library)."""
+        self._model_results.extend(components)
 
     def follow_model(self, output, fn: Callable[[str], dict]) -> None:
         """Update `output` with fn(model_name) when the page loads and when the model changes."""
@@ -186,6 +192,9 @@ class AppContext:
             if self._keep is not None:
                 keep, browser_id = self._keep
                 event.success(keep, [self.library, browser_id], None, queue=False, api_visibility="private")
+        if self._model_results:
+            emptied = self._model_results
+            self.model.change(lambda: [None] * len(emptied), None, emptied, queue=False, api_visibility="private")
         if self._model_views:
             model_outputs = [output for output, _ in self._model_views]
 

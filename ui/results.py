@@ -7,9 +7,10 @@ from stylegan_core.studio import EditResult
 IN_PHOTO_LABEL = "Show in the original photo"
 
 
-def edit_outputs(elem_id: str, label: str = "Result") -> list:
+def edit_outputs(ctx, elem_id: str, label: str = "Result") -> list:
     """The outputs of a single-image event: [image, downloads, info, shown]. `shown` keeps the
-    result's plain and pasted-back paths, so the toggle switches between them without a rerun."""
+    result's plain and pasted-back paths, so the toggle switches between them without a rerun.
+    They empty when the model changes (`ctx`: the tab's AppContext)."""
     in_photo = gr.Checkbox(True, label=IN_PHOTO_LABEL, visible=False, elem_id=f"{elem_id}-in-photo",
                            info="the edited face warped back into the photo its code was inverted from")
     image = gr.Image(label=label, elem_id=elem_id)
@@ -17,6 +18,7 @@ def edit_outputs(elem_id: str, label: str = "Result") -> list:
     info = gr.Markdown()
     shown = gr.State(None)  # (plain path, pasted path or None) of the latest result
     paste_toggle(shown, in_photo, image)
+    ctx.results_of_model(image, files, info, shown)
     return [image, files, info, shown]
 
 

@@ -38,7 +38,7 @@ def build(ctx: AppContext) -> None:
         button = gr.Button("Blend", variant="primary")
         add = gr.Button(f"Blend and add to library (fits a code: {codes.BLEND_FIT_STEPS} inversion steps)",
                         elem_id="blend-add")
-    outputs = edit_outputs("blend-result")
+    outputs = edit_outputs(ctx, "blend-result")
 
     mask_kind.change(lambda kind: (gr.update(visible=kind == "painted"), gr.update(visible=kind == "constant")),
                      mask_kind, [painting, alpha], queue=False, api_visibility="private")

@@ -41,7 +41,7 @@ def build(ctx: AppContext) -> None:
             in_frame = gr.Button("Render in the photo's frame (StyleGAN3)", visible=False, elem_id="edit-in-frame")
             shown_for_stylegan3(ctx, in_frame)
         with gr.Column():
-            outputs = edit_outputs("edit-result", "Edited")
+            outputs = edit_outputs(ctx, "edit-result", "Edited")
     sliders = named + unnamed
 
     def follow(index):  # the index-th slot's update for a model

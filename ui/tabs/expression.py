@@ -38,7 +38,7 @@ def build(ctx: AppContext) -> None:
                                        "shape, the last ones colour and fine texture")
             last_row = gr.Number(-1, precision=0, label="Last row (-1 = all)", info="the rows in between are changed")
         advanced_button = gr.Button("Transfer expression", variant="primary")
-    outputs = edit_outputs("expression-result")
+    outputs = edit_outputs(ctx, "expression-result")
 
     mode.change(lambda chosen: (gr.update(visible=chosen == SIMPLE), gr.update(visible=chosen == ADVANCED)),
                 mode, [simple, advanced], queue=False, api_visibility="private")

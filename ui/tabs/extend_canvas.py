@@ -28,7 +28,7 @@ def build(ctx: AppContext) -> None:
         amounts = [gr.Slider(0.0, spatial.MAX_EXTENSION, value, step=0.125, label=f"{side} (× image side)")
                    for side, value in (("Left", 0.5), ("Right", 0.5), ("Top", 0.0), ("Bottom", 0.0))]
     button = gr.Button("Extend canvas", variant="primary")
-    outputs = edit_outputs("extend-result", label="Extended canvas")
+    outputs = edit_outputs(ctx, "extend-result", label="Extended canvas")
 
     def extend(lib, code_ref, resolution_px, pad_mode, left, right, top, bottom, model_name):
         result = ctx.studio.extend_canvas(lib, model_name, code_ref, resolution_px, pad_mode, left, right, top, bottom)
@@ -44,6 +44,7 @@ def build(ctx: AppContext) -> None:
     gallery = gr.Gallery(label="Variations", columns=4, height=360, object_fit="contain",
                          elem_id="variations-gallery")
     variation_info = gr.Markdown()
+    ctx.results_of_model(gallery, variation_info)
 
     def variations(lib, code_ref, resolution_px, variation_count, variation_seed, model_name):
         result = ctx.studio.layout_variations(lib, model_name, code_ref, resolution_px, variation_count,

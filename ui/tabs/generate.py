@@ -18,6 +18,7 @@ def build(ctx: AppContext) -> None:
     gallery = gr.Gallery(label="Faces", columns=4, height="auto", elem_id="generate-gallery")
     files = gr.File(label="Downloads", file_count="multiple")
     info = gr.Markdown()
+    ctx.results_of_model(gallery, files, info)
 
     def generate(lib, seeds_text, psi_value, rotate, tx, ty, model_name):
         result = ctx.studio.generate(lib, model_name, seeds_text, psi_value, transform.value(rotate, tx, ty))

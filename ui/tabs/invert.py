@@ -74,6 +74,7 @@ def build(ctx: AppContext) -> None:
             metrics = gr.JSON(label="Quality (not the optimised loss)")
             files = gr.File(label="Downloads", file_count="multiple")
             info = gr.Markdown()
+    ctx.results_of_model(aligned, inverted, shown, framed, metrics, files, info)
 
     def detect_faces(photo_path, chosen=None):
         found = ctx.studio.find_faces(file_path(photo_path))

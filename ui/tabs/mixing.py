@@ -26,7 +26,7 @@ def build(ctx: AppContext) -> None:
                          info="coarse: pose and face shape · middle: features, hair · fine: colours")
         psi = psi_slider()
     button = gr.Button("Mix", variant="primary")
-    outputs = edit_outputs("mixing-result", label="Grid")
+    outputs = edit_outputs(ctx, "mixing-result", label="Grid")
 
     def style_mixing(lib, source_codes, destination_codes, group, psi_value, model_name):
         return lib, *show_edit(ctx.studio.style_mixing(lib, model_name, source_codes, destination_codes,

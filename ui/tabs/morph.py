@@ -25,6 +25,7 @@ def build(ctx: AppContext) -> None:
         gallery = gr.Gallery(label="Frames", columns=4, height=384, elem_id="morph-gallery", scale=3)
     files = gr.File(label="Downloads (MP4, GIF and frames)", file_count="multiple", height=160)
     info = gr.Markdown()
+    ctx.results_of_model(animation, gallery, files, info)
 
     def morph(lib, a, b, frame_count, mode_label, model_name):
         result = ctx.studio.morph(lib, model_name, a, b, frames=frame_count,

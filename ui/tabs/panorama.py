@@ -18,7 +18,7 @@ def build(ctx: AppContext) -> None:
                           info="0 keeps every person as they are (the default); more blends neighbours into "
                                "each other, and past 0.5 the people in the middle turn into others")
     button = gr.Button("Grow panorama", variant="primary")
-    outputs = edit_outputs("panorama-result", label="Panorama")
+    outputs = edit_outputs(ctx, "panorama-result", label="Panorama")
 
     def panorama(lib, text, direction_name, sigma_value, model_name):
         refs = [part.strip() for part in str(text or "").split(",")]

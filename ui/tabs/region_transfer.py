@@ -21,7 +21,7 @@ def build(ctx: AppContext) -> None:
     button = gr.Button("Transfer region", variant="primary")
     with gr.Row():
         with gr.Column(scale=2):
-            outputs = edit_outputs("region-result")
+            outputs = edit_outputs(ctx, "region-result")
         mask = gr.Image(label="Mask (where the reference shows)", elem_id="region-mask", scale=1)
 
     def transfer(lib, target_ref, reference_ref, region_name, lowest, model_name):
@@ -43,7 +43,7 @@ def build_translation(ctx: AppContext) -> None:
             second = gr.Dropdown(model_menu(ctx.studio), label="Second model", allow_custom_value=True)
             alpha = gr.Slider(0.0, 1.0, 0.5, step=0.05, label="α (0: current model, 1: second model)")
         button = gr.Button("Translate")
-        outputs = edit_outputs("translate-result", label="Translated")
+        outputs = edit_outputs(ctx, "translate-result", label="Translated")
 
     def translate(lib, code_ref, second_model, alpha_value, model_name):
         return lib, *show_edit(ctx.studio.translate(lib, model_name, code_ref, second_model, alpha_value))

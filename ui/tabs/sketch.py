@@ -67,6 +67,7 @@ def build(ctx: AppContext) -> None:
             files = gr.File(label="Downloads", file_count="multiple")
             info = gr.Markdown("Each candidate joins your library as 'sketch N'; make it older, smiling or "
                                "turned in the **Edit** tab.")
+    ctx.results_of_model(preview, gallery, files)  # the info line keeps its hint
 
     def make_faces(lib, drawing, upload_path, reference_name, count, step_count, model_name,
                    request: gr.Request, progress=gr.Progress()):

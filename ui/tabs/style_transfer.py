@@ -18,7 +18,7 @@ def build(ctx: AppContext) -> None:
                                  "comes from the style. Lower: more of the style")
     ctx.follow_model(split, lambda model_name: gr.update(**_split_choices(ctx.studio.resolutions(model_name))))
     button = gr.Button("Transfer style", variant="primary")
-    outputs = edit_outputs("style-result")
+    outputs = edit_outputs(ctx, "style-result")
 
     def style_transfer(lib, content_ref, style_ref, split_px, model_name):
         return lib, *show_edit(ctx.studio.style_transfer(lib, model_name, content_ref, style_ref,

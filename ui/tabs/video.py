@@ -37,6 +37,7 @@ def build(ctx: AppContext) -> None:
             result = gr.Video(label="Edited video", elem_id="video-result")
             files = gr.File(label="Download", file_count="multiple")
             info = gr.Markdown(elem_id="video-info")
+    ctx.results_of_model(preview, result, files, info)
 
     def edit_video(lib, clip_path, face_number, cap, quality_name, style_ref, age, smile, yaw, gender, model_name,
                    request: gr.Request = None, progress=gr.Progress()):
