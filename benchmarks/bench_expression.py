@@ -13,7 +13,7 @@ import argparse
 
 import torch
 
-from common import ROOT, machine
+from common import ROOT, machine, write_results
 from stylegan_core import codes, examples, judges
 from stylegan_core.editing import directions as dirs, edits
 from stylegan_core.images import load_image, tensor_to_pil
@@ -69,14 +69,12 @@ def main() -> None:
         for edit, image in edits_to_judge:
             lines.append(f"| {name} | {edit} | {judged(image, plain, photo)} |")
             print(lines[-1], flush=True)
-    RESULTS.write_text("\n".join([
-        "# Expression: the default edit", "",
-        f"Machine: {machine_line}. Written by `benchmarks/bench_expression.py` ({zoo.DEFAULT_MODEL}, 1024 px; "
-        f"seeds at psi {codes.DEFAULT_PSI}). P(happy): the expression judge; identity: dlib distance "
-        "(< 0.6 = the same person). The tab's default is the simple path, "
-        f"{codes.DEFAULT_EXPRESSION}={codes.DEFAULT_EXPRESSION_EDIT_STRENGTH:g} "
-        "(`codes.DEFAULT_EXPRESSION_EDIT_STRENGTH`), on grace_hopper.", "", *lines, ""]))
-    print(f"wrote {RESULTS}")
+    write_results(RESULTS, "Expression: the default edit",
+                  f"Machine: {machine_line}. Written by `benchmarks/bench_expression.py` ({zoo.DEFAULT_MODEL}, "
+                  f"1024 px; seeds at psi {codes.DEFAULT_PSI}). P(happy): the expression judge; identity: dlib "
+                  "distance (< 0.6 = the same person). The tab's default is the simple path, "
+                  f"{codes.DEFAULT_EXPRESSION}={codes.DEFAULT_EXPRESSION_EDIT_STRENGTH:g} "
+                  "(`codes.DEFAULT_EXPRESSION_EDIT_STRENGTH`), on grace_hopper.", lines)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import argparse
 
 import torch
 
-from common import ROOT, machine
+from common import ROOT, machine, write_results
 from stylegan_core import codes
 from stylegan_core.editing import feature_blend as fb
 from stylegan_core.images import tensor_to_pil
@@ -55,13 +55,11 @@ def main() -> None:
         kept = sum(1 for d in middle if d is not None and d < metrics.SAME_PERSON_THRESHOLD)
         lines.append(f"| {sigma:g} | " + " | ".join(cell(d) for d in found) + f" | {kept} of {len(middle)} |")
         print(lines[-1], flush=True)
-    RESULTS.write_text("\n".join([
-        "# Panorama: smoothing and identity", "",
-        f"Machine: {machine_line}. Written by `benchmarks/bench_panorama_sigma.py` ({zoo.DEFAULT_MODEL}, 1024 px, "
-        f"psi {codes.DEFAULT_PSI}). Each cell: dlib identity distance of the person at that position of the "
-        "panorama to the render of its own seed (< 0.6 = the same person). The app's default sigma is "
-        f"{codes.DEFAULT_SMOOTHING_SIGMA:g} (`codes.DEFAULT_SMOOTHING_SIGMA`).", "", *lines, ""]))
-    print(f"wrote {RESULTS}")
+    write_results(RESULTS, "Panorama: smoothing and identity",
+                  f"Machine: {machine_line}. Written by `benchmarks/bench_panorama_sigma.py` ({zoo.DEFAULT_MODEL}, "
+                  f"1024 px, psi {codes.DEFAULT_PSI}). Each cell: dlib identity distance of the person at that "
+                  "position of the panorama to the render of its own seed (< 0.6 = the same person). The app's "
+                  f"default sigma is {codes.DEFAULT_SMOOTHING_SIGMA:g} (`codes.DEFAULT_SMOOTHING_SIGMA`).", lines)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from common import ROOT, machine
+from common import ROOT, machine, write_results
 from stylegan_core import codes, examples
 from stylegan_core.editing import edits
 from stylegan_core.images import tensor_to_pil
@@ -115,13 +115,10 @@ def main() -> None:
     generator = zoo.load_model(zoo.DEFAULT_MODEL, device="cpu").generator
     print(HEADER)
     rows = [row for content, style in PAIRS for row in measure(generator, content, style, splits)]
-    RESULTS.write_text("\n".join([
-        "# Style transfer: the default split",
-        "",
+    write_results(RESULTS, "Style transfer: the default split", (
         f"Machine: {machine_line}. Written by `benchmarks/bench_style_split.py` ({zoo.DEFAULT_MODEL}, 1024 px, "
         "the shipped example codes of two inverted photos). The app's default is "
-        f"{codes.DEFAULT_SPLIT_RESOLUTION} px (`codes.DEFAULT_SPLIT_RESOLUTION`).",
-        "",
+        f"{codes.DEFAULT_SPLIT_RESOLUTION} px (`codes.DEFAULT_SPLIT_RESOLUTION`)."), [
         "streaks: vertical fine detail of the upper half over the more detailed input's, and its horizontal "
         "coherence over the content's own (both 1.00 = as the inputs; the horizontal hair streaks raise them); "
         "identity: dlib distance to the content's photo and to its "
@@ -132,9 +129,7 @@ def main() -> None:
         *[format_row(row) for row in rows],
         "",
         CHOICE,
-        "",
-    ]))
-    print(f"wrote {RESULTS}")
+    ])
 
 
 CHOICE = ("Choice (from the table of 2026-12-01 and the pictures): 64 px, the paper's split, streaks the "

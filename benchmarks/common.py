@@ -65,6 +65,13 @@ def interleaved_times(cases: dict, rounds: int, verbose: bool = False) -> dict[s
     return result
 
 
+def write_results(path: Path, title: str, preamble: str, lines: list[str]) -> None:
+    """A results file: '# title', the preamble (machine, command, what the numbers mean), then the
+    table and notes, one string per line."""
+    path.write_text("\n".join([f"# {title}", "", preamble, "", *lines, ""]))
+    print(f"wrote {path}")
+
+
 def replace_section(text: str, heading: str, section: str) -> str:
     """`text` with the section under `heading` (up to the next '## ' heading) replaced or appended."""
     if heading not in text:
