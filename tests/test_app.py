@@ -10,6 +10,7 @@ import time
 import zlib
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 import torch
@@ -28,7 +29,7 @@ from stylegan_core.library import CodeLibrary
 from stylegan_core.models.stylegan2 import tiny_stylegan2
 from stylegan_core.studio import Studio
 from stylegan_core.errors import UserError
-from ui.common import HEAVY, public_message
+from ui.common import HEAVY, RESTORED_NOTE, public_message
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "examples" / "astronaut.jpg"
@@ -221,13 +222,45 @@ def test_every_model_event_shares_one_concurrency_limit(tiny):
 def test_results_of_another_model_are_emptied_when_the_model_changes(tiny):
     demo = tiny[0]
     menu = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "model-menu")
-    emptying = [fn for fn in demo.fns.values() if (menu._id, "change") in fn.targets and not fn.inputs]
+    # The visitor's choice (`input`): a reload that restores the model keeps the panels it restored.
+    emptying = [fn for fn in demo.fns.values() if (menu._id, "input") in fn.targets and not fn.inputs]
     assert len(emptying) == 1
     emptied = {getattr(block, "elem_id", None) for block in emptying[0].outputs}
     assert {"generate-gallery", "invert-result", "invert-aligned", "morph-animation", "morph-gallery",
             "style-result", "mixing-result", "edit-result", "video-result", "sketch-gallery"} <= emptied
     assert "invert-preview" not in emptied and "sketch-canvas" not in emptied  # inputs and their previews stay
     assert emptying[0].fn() == [None] * len(emptying[0].outputs)
+    assert not [fn for fn in demo.fns.values() if (menu._id, "change") in fn.targets and not fn.inputs]
+
+
+def test_a_reload_brings_back_each_panel_made_by_the_visitor(tiny):
+    """The page's own wiring, called as the page calls it: an event fills Generate's panel and the
+    panel is remembered; a reload with the browser's id gets it back (and the model that made it);
+    another browser, or a panel whose files are gone, gets nothing."""
+    demo, studio, _, folder = tiny
+    by_name = {fn.name: fn for fn in demo.fns.values()}
+    restore, blocks = by_name["restore"], demo.blocks
+    gallery = next(b for b in blocks.values() if getattr(b, "elem_id", None) == "generate-gallery")
+    remembers = [fn for fn in demo.fns.values() if fn.name == "remember" and gallery in fn.inputs]
+    assert remembers, "nothing remembers the Generate gallery"
+    browser_id = restore.fn("", CodeLibrary(), "any model")[1]
+    picture = folder / "seed_1.png"
+    Image.new("RGB", (8, 8)).save(picture)
+    info = next(b for b in remembers[0].inputs if isinstance(b, gr.Markdown))
+    values = {gallery: [(str(picture), "seed 1")], info: "made from seed 1"}
+    remember = remembers[0]
+    remember.fn(browser_id, "tiny-model", *[values.get(block) for block in remember.inputs[2:]])
+
+    def restored(saved_id):
+        out = restore.fn(saved_id, CodeLibrary(), studio.default_model)
+        return out[2], dict(zip(restore.outputs[3:], out[3:]))
+
+    model, panels = restored(browser_id)
+    assert model == "tiny-model" and panels[gallery] == [(str(picture), "seed 1")]
+    assert panels[info] == RESTORED_NOTE + "made from seed 1"  # says it is from before the reload
+    assert isinstance(restored("")[1][gallery], type(gr.skip()))  # another browser
+    picture.unlink()  # deleted after codes.FILE_RETENTION_S
+    assert isinstance(restored(browser_id)[1][gallery], type(gr.skip()))
 
 
 def test_resolution_choices_follow_the_model(tiny):

@@ -9,13 +9,14 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import gradio as gr
 
 from stylegan_core.errors import UserError
 from stylegan_core.library import CodeLibrary
-from stylegan_core.sessions import LibraryStore
+from stylegan_core.sessions import VisitorStore
 from stylegan_core.studio import ModelStatus, Picture, Studio
 
 log = logging.getLogger("app")
@@ -24,6 +25,8 @@ SEED_EXAMPLES = ["seed 1", "seed 2", "seed 3", "seed 4", "seed 5", "seed 6"]
 HEAVY = "heavy"  # the concurrency id every model-running event shares
 MAX_MESSAGE_LINES = 3
 MAX_MESSAGE_CHARS = 600
+# The start of a result panel's info line shown again after a reload (the inputs are not restored).
+RESTORED_NOTE = "*Your last result, kept across the reload (the inputs above may have changed since).* "
 
 
 def heavy_concurrency() -> int:
@@ -124,8 +127,9 @@ class AppContext:
     _library_views: list = field(default_factory=list)  # (outputs, fn(lib, *inputs) -> updates, inputs)
     _library_events: list = field(default_factory=list)
     _model_views: list = field(default_factory=list)  # (output, fn(model_name) -> update)
-    _keep: Optional[tuple] = None  # (fn(lib, browser id), the gr.BrowserState): see keep_across_reloads
-    _model_results: list = field(default_factory=list)  # emptied when the model changes
+    _visits: Optional[tuple] = None  # (VisitorStore, the gr.BrowserState of its id): see keep_across_reloads
+    _result_groups: list = field(default_factory=list)  # [components] of each result panel
+    _events: list = field(default_factory=list)  # (event, its outputs) of every `event(...)`
 
     def code_picker(self, label: str, value: str, **kwargs) -> gr.Dropdown:
         """A dropdown of library codes plus 'seed N' examples; typing any 'seed N' works too."""
@@ -140,9 +144,14 @@ class AppContext:
         self._library_views.append((outputs, fn, list(inputs)))
 
     def results_of_model(self, *components) -> None:
-        """Components that show what the current model made: emptied when the model changes, so a
-        picture of another model is never presented as current (its codes stay in the library)."""
-        self._model_results.extend(components)
+        """The components of one result panel, showing what the current model made: emptied when the
+        model changes, so a picture of another model is never presented as current (its codes stay
+        in the library), and shown again after a reload (see keep_across_reloads)."""
+        for component in components:
+            if isinstance(component, (gr.Image, gr.ImageSlider)):
+                # Their values are read back to be kept: as the file shown, not decoded pixels.
+                component.type, component.image_mode = "filepath", None
+        self._result_groups.append(list(components))
 
     def follow_model(self, output, fn: Callable[[str], dict]) -> None:
         """Update `output` with fn(model_name) when the page loads and when the model changes."""
@@ -171,10 +180,48 @@ class AppContext:
         event = trigger(user_errors(fn), inputs, outputs, api_name=api_name, **kwargs)
         if library is True:
             self._library_events.append(event)
+        self._events.append((event, outputs))
         return event
 
     def finish(self, demo: gr.Blocks) -> None:
-        """Wire the library refresh and the model-following views (after every tab is built)."""
+        """Wire the library refresh, the result panels (emptied when the model changes, kept across
+        reloads) and the model-following views (after every tab is built)."""
+        if self._visits is not None:
+            self._library_events.append(self._restore_visit(demo))
+        self._wire_library_refresh()
+        self._wire_result_panels()
+        self._wire_model_views(demo)
+
+    def _result_slots(self) -> list[list[int]]:
+        """Each result panel's components, numbered in the order of `_result_groups` (the slots of
+        sessions.Visit.shown)."""
+        slots, at = [], 0
+        for group in self._result_groups:
+            slots.append(list(range(at, at + len(group))))
+            at += len(group)
+        return slots
+
+    def _restore_visit(self, demo: gr.Blocks):
+        """On page load: the browser's library, and its result panels with the model that made
+        them, where their files still exist (they are deleted after codes.FILE_RETENTION_S)."""
+        store, browser_id = self._visits
+        results = [component for group in self._result_groups for component in group]
+        slots = self._result_slots()
+        notes = {slot for slot, component in enumerate(results) if isinstance(component, gr.Markdown)}
+
+        def restore(saved_id, made_meanwhile: CodeLibrary, model_now: str):
+            kept_id, visit = store.open(saved_id)
+            visit.library.merge(made_meanwhile)  # codes made while the page was still loading are kept too
+            shown = restorable_panels(visit.shown, slots)
+            for slot in notes & shown.keys():
+                shown[slot] = RESTORED_NOTE + str(shown[slot]).removeprefix(RESTORED_NOTE)
+            model = visit.model if shown and visit.model != model_now else gr.skip()
+            return [visit.library, kept_id, model] + [shown.get(slot, gr.skip()) for slot in range(len(results))]
+
+        return demo.load(restore, [browser_id, self.library, self.model],
+                         [self.library, browser_id, self.model, *results], api_visibility="private")
+
+    def _wire_library_refresh(self) -> None:
         views = [(self.pickers + [self.renamed], _picker_updates, self.pickers + [self.renamed]),
                  *self._library_views]
         refresh_outputs = [output for outputs, _, _ in views for output in outputs]
@@ -189,23 +236,76 @@ class AppContext:
 
         for event in self._library_events:
             event.success(refresh, refresh_inputs, refresh_outputs, queue=False, api_visibility="private")
-            if self._keep is not None:
-                keep, browser_id = self._keep
-                event.success(keep, [self.library, browser_id], None, queue=False, api_visibility="private")
-        if self._model_results:
-            emptied = self._model_results
-            self.model.change(lambda: [None] * len(emptied), None, emptied, queue=False, api_visibility="private")
-        if self._model_views:
-            model_outputs = [output for output, _ in self._model_views]
+            if self._visits is not None:
+                store, browser_id = self._visits
+                event.success(lambda library, kept_id: store.keep_library(kept_id, library),
+                              [self.library, browser_id], None, queue=False, api_visibility="private")
 
-            def follow(model_name: str):
-                try:
-                    return [fn(model_name) for _, fn in self._model_views]
-                except UserError:  # the model is not available: the status line says why
-                    return [gr.skip() for _ in model_outputs]
+    def _wire_result_panels(self) -> None:
+        """Empty every result panel when the visitor picks another model (`input`, not `change`: a
+        reload that restores the model keeps the panels it restored), and remember a panel's values
+        after every event that fills it."""
+        results = [component for group in self._result_groups for component in group]
+        if not results:
+            return
+        emptied = self.model.input(lambda: [None] * len(results), None, results, queue=False,
+                                   api_visibility="private")
+        if self._visits is None:
+            return
+        slots = self._result_slots()
+        self._remember_after(emptied, [slot for group in slots for slot in group], results)
+        for event, outputs in self._events:
+            filled = {id(output) for output in outputs}
+            touched = [slot for group, group_slots in zip(self._result_groups, slots)
+                       if any(id(component) in filled for component in group) for slot in group_slots]
+            if touched:
+                self._remember_after(event, touched, results)
 
-            for trigger in (demo.load, self.model.change):
-                trigger(follow, self.model, model_outputs, queue=False, api_visibility="private")
+    def _remember_after(self, event, slots: list[int], results: list) -> None:
+        store, browser_id = self._visits
+
+        def remember(kept_id, model_name, *values):
+            store.keep_shown(kept_id, model_name, dict(zip(slots, values)))
+
+        event.success(remember, [browser_id, self.model, *[results[slot] for slot in slots]], None,
+                      queue=False, api_visibility="private")
+
+    def _wire_model_views(self, demo: gr.Blocks) -> None:
+        if not self._model_views:
+            return
+        model_outputs = [output for output, _ in self._model_views]
+
+        def follow(model_name: str):
+            try:
+                return [fn(model_name) for _, fn in self._model_views]
+            except UserError:  # the model is not available: the status line says why
+                return [gr.skip() for _ in model_outputs]
+
+        for trigger in (demo.load, self.model.change):
+            trigger(follow, self.model, model_outputs, queue=False, api_visibility="private")
+
+
+def restorable_panels(shown: dict, slots: list[list[int]]) -> dict:
+    """The values of `shown` ({slot: value}) worth showing again: a panel (a list of slots) comes
+    back whole when it shows something and every file it names still exists, else not at all (a
+    half-restored panel would present an info line without its picture)."""
+    restored = {}
+    for group in slots:
+        values = {slot: shown[slot] for slot in group if shown.get(slot) is not None}
+        if values and all(Path(path).is_file() for path in _paths_in(list(values.values()))):
+            restored.update(values)
+    return restored
+
+
+def _paths_in(value) -> list[str]:
+    """The absolute file paths named in a panel value (strings, lists, tuples and dicts of them)."""
+    if isinstance(value, str):
+        return [value] if value.startswith("/") and "\n" not in value and os.path.isabs(value) else []
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [path for item in value for path in _paths_in(item)]
+    return []
 
 
 def _picker_updates(lib: CodeLibrary, *values) -> list:
@@ -218,22 +318,13 @@ def _picker_updates(lib: CodeLibrary, *values) -> list:
             else gr.update(choices=choices) for value in shown] + [None]
 
 
-def keep_across_reloads(ctx: AppContext, demo: gr.Blocks, store: LibraryStore) -> None:
-    """Give each browser its library back after a reload or a closed tab: the browser keeps a random
-    id in its localStorage, the server keeps the library under it (sessions.LibraryStore: expiry,
-    a cap on visitors, only ids it issued). A new browser starts with `store.new_library()` (the
-    example codes). Call inside the Blocks, before `ctx.finish`. API clients (no page load) keep
-    a fresh library per session, as before."""
-    browser_id = gr.BrowserState("", storage_key="stylegan-studio-library")
-
-    def restore(saved_id, made_meanwhile: CodeLibrary):
-        kept_id, library = store.open(saved_id)
-        library.merge(made_meanwhile)  # codes made while the page was still loading are kept too
-        return library, kept_id
-
-    ctx._library_events.append(demo.load(restore, [browser_id, ctx.library], [ctx.library, browser_id],
-                                         api_visibility="private"))
-    ctx._keep = (lambda library, kept_id: store.keep(kept_id, library), browser_id)
+def keep_across_reloads(ctx: AppContext, store: VisitorStore) -> None:
+    """Give each browser its library and its result panels back after a reload or a closed tab: the
+    browser keeps a random id in its localStorage, the server keeps the visit under it
+    (sessions.VisitorStore: expiry, a cap on visitors, only ids it issued). A new browser starts
+    with `store.new_library()` (the example codes). Call inside the Blocks, before `ctx.finish`.
+    API clients (no page load) keep a fresh library per session, as before."""
+    ctx._visits = (store, gr.BrowserState("", storage_key="stylegan-studio-library"))
 
 
 def model_menu(studio: Studio, probe_network: bool = False) -> list[tuple[str, str]]:
