@@ -90,6 +90,28 @@ def isolated(tmp_path, monkeypatch):
     zoo.clear_loaded_models()
 
 
+@pytest.fixture
+def checkpoint_file(tmp_path, monkeypatch):
+    """save(generator) -> its .safetensors checkpoint, for tests that load models as the CLI does
+    (by --checkpoint): a private weights folder, no $STYLEGAN_CHECKPOINT, nothing loaded before or after."""
+    from stylegan_core.loading import export
+
+    monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.delenv("STYLEGAN_CHECKPOINT", raising=False)
+    zoo.clear_loaded_models()
+    yield lambda generator: export.save_generator(generator, tmp_path / "tiny.safetensors")
+    zoo.clear_loaded_models()
+
+
+@pytest.fixture
+def tiny_checkpoint(checkpoint_file):
+    """(a tiny StyleGAN2, the path of its checkpoint)."""
+    from stylegan_core.models.stylegan2 import tiny_stylegan2
+
+    generator = tiny_stylegan2(seed=2)
+    return generator, checkpoint_file(generator)
+
+
 @pytest.fixture(autouse=True)
 def one_thread_for_tiny_models(request):
     """Tiny models run many microsecond kernels; on a shared CPU the hand-offs between OpenMP
