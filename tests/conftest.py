@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 import urllib.request
 from pathlib import Path
 from typing import Callable
@@ -187,3 +188,28 @@ def random_vgg(monkeypatch):
         conv.weight.data.mul_(0.05)
     monkeypatch.setattr(projector, "load_vgg16", lambda device="cpu": vgg)
     return vgg
+
+
+# -- a fake NVlabs world, present only while a test writes pickles the way NVlabs' code does -------
+# The modules `torch_utils.persistence` and `dnnlib.util` exist so pickle can name their classes; the
+# safe loader must read such pickles without ever calling into them.
+class EasyDict(dict):
+    pass
+
+
+def _reconstruct_persistent_obj(meta):  # pragma: no cover - the loader must never call it
+    raise AssertionError("the loader called the pickle's reconstruct function")
+
+
+@pytest.fixture
+def nvlabs_modules(monkeypatch):
+    """Fake `torch_utils.persistence` and `dnnlib.util` while the test runs (removed after)."""
+    persistence = types.ModuleType("torch_utils.persistence")
+    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
+    dnnlib_util = types.ModuleType("dnnlib.util")
+    dnnlib_util.EasyDict = EasyDict
+    monkeypatch.setattr(_reconstruct_persistent_obj, "__module__", "torch_utils.persistence")
+    monkeypatch.setattr(EasyDict, "__module__", "dnnlib.util")
+    for name, module in (("torch_utils", types.ModuleType("torch_utils")), ("torch_utils.persistence", persistence),
+                         ("dnnlib", types.ModuleType("dnnlib")), ("dnnlib.util", dnnlib_util)):
+        monkeypatch.setitem(sys.modules, name, module)
