@@ -64,6 +64,26 @@ class Widen(LayerEditor):
         return state.map(lambda t: torch.cat([t, t[..., : self.extra]], dim=-1))
 
 
+# -- real weights -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def real_generator():
+    """The default model's generator (MobileStyleGAN FFHQ 1024 px): for @pytest.mark.real tests."""
+    return zoo.load_model("ffhq-mobile").generator
+
+
+def faces_found(image: torch.Tensor) -> int:
+    """How many faces dlib finds in an image tensor, at half its size (dlib's detector is trained on
+    faces of about 80 px; half of 1024 px still holds them and takes a quarter of the time)."""
+    import dlib
+    import numpy as np
+
+    from stylegan_core.images import tensor_to_pil
+
+    picture = tensor_to_pil(image)
+    picture = picture.resize((picture.width // 2, picture.height // 2))
+    return len(dlib.get_frontal_face_detector()(np.asarray(picture), 0))
+
+
 # -- weights folders ---------------------------------------------------------------------------
 @pytest.fixture(autouse=True)
 def private_weights_folder(request, tmp_path_factory, monkeypatch):
