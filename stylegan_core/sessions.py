@@ -1,13 +1,13 @@
-"""What each visitor keeps across page reloads: their library and what their result panels showed,
-in a server-side store keyed by a random id that the visitor's browser keeps (the app puts it in
-the browser's localStorage).
+"""What each visitor keeps across page reloads: their library, what their result panels showed and
+the inputs that made it, in a server-side store keyed by a random id that the visitor's browser
+keeps (the app puts it in the browser's localStorage).
 
 Only ids this store issued are honoured, so a visitor cannot pick someone else's id: an unknown,
 expired or malformed id gets a fresh visit under a fresh id. Visits expire `expiry_s` after their
 last use, and at most `max_visitors` are kept (the least recently used goes first), which caps the
-memory: a library holds at most codes.MAX_LIBRARY_ENTRIES codes, and the panels' values (file
-paths and short texts; the files themselves are deleted after codes.FILE_RETENTION_S) at most
-MAX_SHOWN_CHARS characters.
+memory: a library holds at most codes.MAX_LIBRARY_ENTRIES codes, and the panels' and inputs' values
+(file paths, numbers and short texts; the files themselves are deleted after codes.FILE_RETENTION_S)
+at most MAX_SHOWN_CHARS characters.
 """
 from __future__ import annotations
 
@@ -30,12 +30,14 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{32}$")
 
 @dataclass
 class Visit:
-    """One browser's work: its library, and the values of its result panels ({slot: value}, slots
-    numbered by the app) with the model that made them (None before any result)."""
+    """One browser's work: its library, the values of its result panels ({slot: value}, slots
+    numbered by the app) with the model that made them (None before any result), and the inputs
+    that made them ({slot: value})."""
 
     library: CodeLibrary
     shown: dict[int, Any] = field(default_factory=dict)
     model: Optional[str] = None
+    inputs: dict[int, Any] = field(default_factory=dict)
 
 
 class VisitorStore:
@@ -73,17 +75,18 @@ class VisitorStore:
 
         self._update(browser_id, now, update)
 
-    def keep_shown(self, browser_id: str, model: str, values: dict[int, Any], now: Optional[float] = None) -> None:
-        """Remember what some result panels show now ({slot: value}; None = empty), made by `model`.
-        Panels of another model are forgotten (the page empties them when the model changes); values
-        over MAX_SHOWN_CHARS in all are not kept."""
+    def keep_shown(self, browser_id: str, model: str, values: dict[int, Any], inputs: Optional[dict[int, Any]] = None,
+                   now: Optional[float] = None) -> None:
+        """Remember what some result panels show now ({slot: value}; None = empty), made by `model`,
+        and the inputs that made them. Panels of another model are forgotten (the page empties them
+        when the model changes); a change that would take the visit over MAX_SHOWN_CHARS is not kept."""
         def update(visit: Optional[Visit]) -> Optional[Visit]:
             if visit is None:
                 return None
-            shown = dict(visit.shown) if visit.model == model else {}
-            shown.update(values)
-            if len(json.dumps(shown, default=str)) <= MAX_SHOWN_CHARS:
-                visit.shown, visit.model = shown, model
+            shown = {**(visit.shown if visit.model == model else {}), **values}
+            kept_inputs = {**visit.inputs, **(inputs or {})}
+            if len(json.dumps([shown, kept_inputs], default=str)) <= MAX_SHOWN_CHARS:
+                visit.shown, visit.model, visit.inputs = shown, model, kept_inputs
             return visit
 
         self._update(browser_id, now, update)

@@ -59,9 +59,11 @@ def test_result_panels_are_kept_per_visitor_and_model():
     store.keep_shown(mine, "m1", {1: "made from seed 2"})  # a later event of the same panel
     assert store.open(mine)[1].shown == {0: "/tmp/a.png", 1: "made from seed 2"}
     assert store.open(theirs)[1].shown == {}
-    store.keep_shown(mine, "m2", {2: None})  # the visitor picked another model: the old panels go
+    store.keep_shown(mine, "m1", {}, {0: "seed 2", 1: 3.5})  # the inputs that made them
+    store.keep_shown(mine, "m2", {2: None}, {1: 0.0})  # the visitor picked another model: the old panels go
     visit = store.open(mine)[1]
     assert visit.shown == {2: None} and visit.model == "m2"
+    assert visit.inputs == {0: "seed 2", 1: 0.0}  # inputs stay on the page when the model changes
 
 
 def test_oversized_panels_and_unknown_ids_are_not_kept():

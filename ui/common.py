@@ -9,14 +9,12 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import gradio as gr
 
 from stylegan_core.errors import UserError
 from stylegan_core.library import CodeLibrary
-from stylegan_core.sessions import VisitorStore
 from stylegan_core.studio import ModelStatus, Picture, Studio
 
 log = logging.getLogger("app")
@@ -25,8 +23,8 @@ SEED_EXAMPLES = ["seed 1", "seed 2", "seed 3", "seed 4", "seed 5", "seed 6"]
 HEAVY = "heavy"  # the concurrency id every model-running event shares
 MAX_MESSAGE_LINES = 3
 MAX_MESSAGE_CHARS = 600
-# The start of a result panel's info line shown again after a reload (the inputs are not restored).
-RESTORED_NOTE = "*Your last result, kept across the reload (the inputs above may have changed since).* "
+# Components whose value the visitor sets (and a reload restores: ui/visits.py).
+FORM_INPUTS = (gr.Dropdown, gr.Textbox, gr.Slider, gr.Number, gr.Radio, gr.Checkbox, gr.CheckboxGroup)
 
 
 def heavy_concurrency() -> int:
@@ -127,9 +125,9 @@ class AppContext:
     _library_views: list = field(default_factory=list)  # (outputs, fn(lib, *inputs) -> updates, inputs)
     _library_events: list = field(default_factory=list)
     _model_views: list = field(default_factory=list)  # (output, fn(model_name) -> update)
-    _visits: Optional[tuple] = None  # (VisitorStore, the gr.BrowserState of its id): see keep_across_reloads
+    _visits: Optional[object] = None  # ui.visits.Visits: see ui.visits.keep_across_reloads
     _result_groups: list = field(default_factory=list)  # [components] of each result panel
-    _events: list = field(default_factory=list)  # (event, its outputs) of every `event(...)`
+    _events: list = field(default_factory=list)  # (event, its inputs, its outputs) of every `event(...)`
 
     def code_picker(self, label: str, value: str, **kwargs) -> gr.Dropdown:
         """A dropdown of library codes plus 'seed N' examples; typing any 'seed N' works too."""
@@ -146,7 +144,7 @@ class AppContext:
     def results_of_model(self, *components) -> None:
         """The components of one result panel, showing what the current model made: emptied when the
         model changes, so a picture of another model is never presented as current (its codes stay
-        in the library), and shown again after a reload (see keep_across_reloads)."""
+        in the library), and shown again after a reload (ui/visits.py)."""
         for component in components:
             if isinstance(component, (gr.Image, gr.ImageSlider)):
                 # Their values are read back to be kept: as the file shown, not decoded pixels.
@@ -180,46 +178,24 @@ class AppContext:
         event = trigger(user_errors(fn), inputs, outputs, api_name=api_name, **kwargs)
         if library is True:
             self._library_events.append(event)
-        self._events.append((event, outputs))
+        self._events.append((event, inputs, outputs))
         return event
 
     def finish(self, demo: gr.Blocks) -> None:
         """Wire the library refresh, the result panels (emptied when the model changes, kept across
-        reloads) and the model-following views (after every tab is built)."""
-        if self._visits is not None:
-            self._library_events.append(self._restore_visit(demo))
-        self._wire_library_refresh()
-        self._wire_result_panels()
-        self._wire_model_views(demo)
-
-    def _result_slots(self) -> list[list[int]]:
-        """Each result panel's components, numbered in the order of `_result_groups` (the slots of
-        sessions.Visit.shown)."""
-        slots, at = [], 0
-        for group in self._result_groups:
-            slots.append(list(range(at, at + len(group))))
-            at += len(group)
-        return slots
-
-    def _restore_visit(self, demo: gr.Blocks):
-        """On page load: the browser's library, and its result panels with the model that made
-        them, where their files still exist (they are deleted after codes.FILE_RETENTION_S)."""
-        store, browser_id = self._visits
+        reloads: ui/visits.py) and the model-following views (after every tab is built)."""
         results = [component for group in self._result_groups for component in group]
-        slots = self._result_slots()
-        notes = {slot for slot, component in enumerate(results) if isinstance(component, gr.Markdown)}
+        # The visitor's choice (`input`, not `change`): a reload that restores the model keeps the
+        # panels it restored.
+        emptied = self.model.input(lambda: [None] * len(results), None, results, queue=False,
+                                   api_visibility="private") if results else None
+        if self._visits is not None:
+            from ui import visits  # it imports this module
 
-        def restore(saved_id, made_meanwhile: CodeLibrary, model_now: str):
-            kept_id, visit = store.open(saved_id)
-            visit.library.merge(made_meanwhile)  # codes made while the page was still loading are kept too
-            shown = restorable_panels(visit.shown, slots)
-            for slot in notes & shown.keys():
-                shown[slot] = RESTORED_NOTE + str(shown[slot]).removeprefix(RESTORED_NOTE)
-            model = visit.model if shown and visit.model != model_now else gr.skip()
-            return [visit.library, kept_id, model] + [shown.get(slot, gr.skip()) for slot in range(len(results))]
-
-        return demo.load(restore, [browser_id, self.library, self.model],
-                         [self.library, browser_id, self.model, *results], api_visibility="private")
+            visits.wire(self, demo, emptied)
+        else:
+            self.wire_model_views(demo, after=None)
+        self._wire_library_refresh()
 
     def _wire_library_refresh(self) -> None:
         views = [(self.pickers + [self.renamed], _picker_updates, self.pickers + [self.renamed]),
@@ -237,75 +213,39 @@ class AppContext:
         for event in self._library_events:
             event.success(refresh, refresh_inputs, refresh_outputs, queue=False, api_visibility="private")
             if self._visits is not None:
-                store, browser_id = self._visits
+                store, browser_id = self._visits.store, self._visits.browser_id
                 event.success(lambda library, kept_id: store.keep_library(kept_id, library),
                               [self.library, browser_id], None, queue=False, api_visibility="private")
 
-    def _wire_result_panels(self) -> None:
-        """Empty every result panel when the visitor picks another model (`input`, not `change`: a
-        reload that restores the model keeps the panels it restored), and remember a panel's values
-        after every event that fills it."""
-        results = [component for group in self._result_groups for component in group]
-        if not results:
-            return
-        emptied = self.model.input(lambda: [None] * len(results), None, results, queue=False,
-                                   api_visibility="private")
-        if self._visits is None:
-            return
-        slots = self._result_slots()
-        self._remember_after(emptied, [slot for group in slots for slot in group], results)
-        for event, outputs in self._events:
-            filled = {id(output) for output in outputs}
-            touched = [slot for group, group_slots in zip(self._result_groups, slots)
-                       if any(id(component) in filled for component in group) for slot in group_slots]
-            if touched:
-                self._remember_after(event, touched, results)
+    def wire_model_views(self, demo: gr.Blocks, after=None):
+        """Fill the model views on page load (after the event `after`, when given) and when the model
+        changes. Their values are reset only when the model really changes (from one the views were
+        filled for, or on load from a model other than the page's default): a fresh page's values,
+        and those a reload restores, stand. Returns the load-time event."""
+        built_for = gr.State(None)  # the model the views were last filled for
+        outputs = [output for output, _ in self._model_views]
 
-    def _remember_after(self, event, slots: list[int], results: list) -> None:
-        store, browser_id = self._visits
-
-        def remember(kept_id, model_name, *values):
-            store.keep_shown(kept_id, model_name, dict(zip(slots, values)))
-
-        event.success(remember, [browser_id, self.model, *[results[slot] for slot in slots]], None,
-                      queue=False, api_visibility="private")
-
-    def _wire_model_views(self, demo: gr.Blocks) -> None:
-        if not self._model_views:
-            return
-        model_outputs = [output for output, _ in self._model_views]
-
-        def follow(model_name: str):
+        def follow(model_name: str, built: Optional[str]):
             try:
-                return [fn(model_name) for _, fn in self._model_views]
+                updates = [fn(model_name) for _, fn in self._model_views]
             except UserError:  # the model is not available: the status line says why
-                return [gr.skip() for _ in model_outputs]
+                return [gr.skip() for _ in outputs] + [gr.skip()]
+            changed = built != model_name and (built is not None or model_name != self.studio.default_model)
+            if not changed:
+                updates = [_without_value(update) if isinstance(output, FORM_INPUTS) else update
+                           for output, update in zip(outputs, updates)]
+            return updates + [model_name]
 
-        for trigger in (demo.load, self.model.change):
-            trigger(follow, self.model, model_outputs, queue=False, api_visibility="private")
-
-
-def restorable_panels(shown: dict, slots: list[list[int]]) -> dict:
-    """The values of `shown` ({slot: value}) worth showing again: a panel (a list of slots) comes
-    back whole when it shows something and every file it names still exists, else not at all (a
-    half-restored panel would present an info line without its picture)."""
-    restored = {}
-    for group in slots:
-        values = {slot: shown[slot] for slot in group if shown.get(slot) is not None}
-        if values and all(Path(path).is_file() for path in _paths_in(list(values.values()))):
-            restored.update(values)
-    return restored
+        options = dict(queue=False, api_visibility="private")
+        self.model.change(follow, [self.model, built_for], outputs + [built_for], **options)
+        if after is None:
+            return demo.load(follow, [self.model, built_for], outputs + [built_for], **options)
+        return after.then(follow, [self.model, built_for], outputs + [built_for], **options)
 
 
-def _paths_in(value) -> list[str]:
-    """The absolute file paths named in a panel value (strings, lists, tuples and dicts of them)."""
-    if isinstance(value, str):
-        return [value] if value.startswith("/") and "\n" not in value and os.path.isabs(value) else []
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, (list, tuple)):
-        return [path for item in value for path in _paths_in(item)]
-    return []
+def _without_value(update):
+    """A component update without its value (a bare value: no update)."""
+    return {k: v for k, v in update.items() if k != "value"} if isinstance(update, dict) else gr.skip()
 
 
 def _picker_updates(lib: CodeLibrary, *values) -> list:
@@ -317,14 +257,6 @@ def _picker_updates(lib: CodeLibrary, *values) -> list:
     return [gr.update(choices=choices, value=renamed["select"]) if old is not None and value == old
             else gr.update(choices=choices) for value in shown] + [None]
 
-
-def keep_across_reloads(ctx: AppContext, store: VisitorStore) -> None:
-    """Give each browser its library and its result panels back after a reload or a closed tab: the
-    browser keeps a random id in its localStorage, the server keeps the visit under it
-    (sessions.VisitorStore: expiry, a cap on visitors, only ids it issued). A new browser starts
-    with `store.new_library()` (the example codes). Call inside the Blocks, before `ctx.finish`.
-    API clients (no page load) keep a fresh library per session, as before."""
-    ctx._visits = (store, gr.BrowserState("", storage_key="stylegan-studio-library"))
 
 
 def model_menu(studio: Studio, probe_network: bool = False) -> list[tuple[str, str]]:
