@@ -48,7 +48,10 @@ LICENCE_NOTE = (
 # Uploads are capped, and Gradio deletes uploads and results (the studio writes into its cache)
 # once they are FILE_RETENTION_S old, checking every sixth of that.
 DELETE_CACHE = (max(60, codes.FILE_RETENTION_S // 6), codes.FILE_RETENTION_S)
-LAUNCH_OPTIONS = dict(show_error=False, max_file_size=codes.MAX_UPLOAD_BYTES)
+# A refused or failed request says why in a pop-up; its result panels keep the last good result
+# instead of being covered by Gradio's "Error" stamp (nothing is lost because a later step failed).
+PAGE_CSS = "[data-testid=status-tracker]:has(> .error) { display: none !important; }"
+LAUNCH_OPTIONS = dict(show_error=False, max_file_size=codes.MAX_UPLOAD_BYTES, css=PAGE_CSS)
 # The tabs in page order: each module has TITLE, ID and build(ctx) (see ui/__init__.py).
 TABS = [
     tabs.generate,

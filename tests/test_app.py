@@ -232,6 +232,8 @@ def test_results_of_another_model_are_emptied_when_the_model_changes(tiny):
     assert "invert-preview" not in emptied and "sketch-canvas" not in emptied  # inputs and their previews stay
     assert emptying[0].fn() == [None] * len(emptying[0].outputs)
     assert not [fn for fn in demo.fns.values() if (menu._id, "change") in fn.targets and not fn.inputs]
+    # Read back to be kept across reloads, they must still not turn into upload areas.
+    assert all(block.interactive is False for block in emptying[0].outputs if hasattr(block, "interactive"))
 
 
 def test_a_reload_brings_back_each_panel_made_by_the_visitor(tiny):

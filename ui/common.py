@@ -146,8 +146,11 @@ class AppContext:
         model changes, so a picture of another model is never presented as current (its codes stay
         in the library), and shown again after a reload (ui/visits.py)."""
         for component in components:
+            # Their values are read back to be kept, which would make Gradio offer them as inputs
+            # (upload areas): they stay outputs; pictures are read as the file shown, not pixels.
+            if hasattr(component, "interactive"):
+                component.interactive = False
             if isinstance(component, (gr.Image, gr.ImageSlider)):
-                # Their values are read back to be kept: as the file shown, not decoded pixels.
                 component.type, component.image_mode = "filepath", None
         self._result_groups.append(list(components))
 
