@@ -9,6 +9,9 @@ from stylegan_core.studio import EditResult, Picture
 
 IN_PHOTO_LABEL = "Show in the original photo"
 COMPARE_LABEL = "Before / after"
+# gr.Image shows a picture as wide as its column at any height; the slider (500 px high by default)
+# matches that up to this height, so ticking "Before / after" keeps the picture's size.
+SLIDER_MAX_HEIGHT = 1024
 
 
 def edit_outputs(ctx, elem_id: str, label: str = "Result") -> list:
@@ -37,7 +40,7 @@ def compare_checkbox(elem_id: str) -> gr.Checkbox:
 def compare_slider(label: str, elem_id: str) -> gr.ImageSlider:
     """The before/after view that takes the result image's place while "Before / after" is ticked."""
     return gr.ImageSlider(label=f"{label}: before · after", type="filepath", visible=False,
-                          elem_id=f"{elem_id}-slider")
+                          elem_id=f"{elem_id}-slider", max_height=SLIDER_MAX_HEIGHT)
 
 
 def shown_value(plain: Picture, pasted: Optional[Picture] = None, before: Optional[Picture] = None,
