@@ -14,7 +14,7 @@ from stylegan_core.library import CodeLibrary
 from stylegan_core.loading import zoo
 from stylegan_core.loading.export import save_generator
 from stylegan_core.models.stylegan2 import tiny_stylegan2
-from stylegan_core.studio import BlendMask, Studio
+from stylegan_core.studio import BlendMask, Picture, Studio
 from stylegan_core.studio_compare import PictureCache
 from ui.results import choose_view, shown_value
 
@@ -101,8 +101,6 @@ def test_no_before_without_a_source_and_no_photo_without_a_link(studio):
 
 
 def test_the_picture_cache_keeps_the_latest_and_makes_each_once(tmp_path):
-    from stylegan_core.studio import Picture
-
     made = []
 
     def maker(name):
@@ -162,7 +160,7 @@ def test_the_panel_compares_what_the_in_photo_toggle_shows():
     assert choose_view(None, True, True) == (None, None)
 
 
-def test_the_edit_tab_wires_the_slider_without_changing_its_api(studio):
+def test_the_edit_tab_wires_the_slider_without_changing_its_api(studio, tmp_path):
     demo = app.build_app(studio)
     blocks = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
     slider, compare = blocks["edit-result-slider"], blocks["edit-result-compare"]
@@ -173,9 +171,13 @@ def test_the_edit_tab_wires_the_slider_without_changing_its_api(studio):
     assert [type(o).__name__ for o in edit.outputs if type(o).__name__ != "State"] == ["Image", "File", "Markdown"]
     toggles = [fn for fn in demo.fns.values() if (compare._id, "change") in fn.targets]
     assert len(toggles) == 1 and slider in toggles[0].outputs
-    value = shown_value(*(type("P", (), {"path": p})() for p in ("edit.png", None, "before.png", None)))
+    before, edited = tmp_path / "before.png", tmp_path / "edit.png"
+    for path in (before, edited):
+        Image.new("RGB", (40, 30)).save(path)
+    value = shown_value(Picture(None, str(edited)), before=Picture(None, str(before)))
     image, slider_update, in_photo, compare_update = toggles[0].fn(value, True, True)
-    assert slider_update["visible"] and slider_update["value"] == ("before.png", "edit.png")
+    assert slider_update["visible"] and slider_update["value"] == (str(before), str(edited))
+    assert slider_update["max_height"] == 30  # at most the picture's own size, as gr.Image shows it
     assert image["visible"] is False and in_photo["visible"] is False and compare_update["visible"]
     emptied = next(fn for fn in demo.fns.values() if not fn.inputs and slider in fn.outputs)
     assert {"edit-result-slider", "invert-result-slider", "style-result-slider"} <= {

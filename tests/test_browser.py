@@ -257,6 +257,32 @@ def test_edit_tab_slider_preview(page):
     page.get_by_text("to your library").first.wait_for(timeout=RESULT_TIMEOUT_MS)
 
 
+def test_edit_tab_before_after_of_an_example_code(page):
+    """'Before / after' puts a slider in the result's place, at its size: the photo and the edit
+    pasted into it; unticked, the edited picture is back."""
+    open_tab(page, "Edit")
+    page.locator("#edit-code input").click()
+    page.get_by_role("option", name="astronaut", exact=True).click()
+    drag_slider(page, "edit-named-2", 0.8)  # smile: an edit the comparison shows
+    compare = page.locator("#edit-result-compare")
+    compare.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)  # a result with a before
+    page.get_by_text("smile=").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    size = page.locator("#edit-result img").first.bounding_box()
+    compare.locator("input").check()
+    slider = page.locator("#edit-result-slider")
+    slider.wait_for(state="visible", timeout=60_000)
+    images = slider.locator("img")
+    page.wait_for_function("els => els.length == 2 && els.every(e => e.complete && e.naturalWidth > 0)",
+                           arg=images.element_handles(), timeout=60_000)
+    assert not page.locator("#edit-result").is_visible()
+    box = images.first.bounding_box()
+    assert abs(box["width"] - size["width"]) <= 2 and abs(box["height"] - size["height"]) <= 2
+    page.screenshot(path=str(ARTIFACTS / "edit-before-after.png"), full_page=True)
+    compare.locator("input").uncheck()
+    page.locator("#edit-result img").first.wait_for(state="visible", timeout=60_000)
+    assert not slider.is_visible()
+
+
 def test_sketch_tab_draws_a_face(page):
     open_tab(page, "Sketch")
     page.locator("#sketch-canvas :is([aria-label='Brush'], [title='Brush'])").first.click()

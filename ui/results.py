@@ -4,14 +4,13 @@ compares it with what it started from (the code unedited, or the photo as it was
 from typing import Optional
 
 import gradio as gr
+from PIL import Image
 
 from stylegan_core.studio import EditResult, Picture
 
 IN_PHOTO_LABEL = "Show in the original photo"
 COMPARE_LABEL = "Before / after"
-# gr.Image shows a picture as wide as its column at any height; the slider (500 px high by default)
-# matches that up to this height, so ticking "Before / after" keeps the picture's size.
-SLIDER_MAX_HEIGHT = 1024
+FALLBACK_HEIGHT = 1024  # the slider's height cap when a picture's file has expired meanwhile
 
 
 def edit_outputs(ctx, elem_id: str, label: str = "Result") -> list:
@@ -40,7 +39,7 @@ def compare_checkbox(elem_id: str) -> gr.Checkbox:
 def compare_slider(label: str, elem_id: str) -> gr.ImageSlider:
     """The before/after view that takes the result image's place while "Before / after" is ticked."""
     return gr.ImageSlider(label=f"{label}: before · after", type="filepath", visible=False,
-                          elem_id=f"{elem_id}-slider", max_height=SLIDER_MAX_HEIGHT)
+                          elem_id=f"{elem_id}-slider")
 
 
 def shown_value(plain: Picture, pasted: Optional[Picture] = None, before: Optional[Picture] = None,
@@ -74,13 +73,25 @@ def paste_toggle(shown: gr.State, in_photo: gr.Checkbox, compare: gr.Checkbox, i
             return (gr.update(visible=True), gr.update(visible=False, value=None), gr.update(visible=False),
                     gr.update(visible=False))
         path, pair = choose_view(value, ticked, comparing)
-        return (gr.update(visible=pair is None, **({} if pair else {"value": path})),
-                gr.update(visible=pair is not None, **({"value": pair} if pair else {})),
-                gr.update(visible=bool(value.get("pasted"))), gr.update(visible=bool(value.get("before"))))
+        if pair:
+            panel = gr.update(visible=False), gr.update(visible=True, value=pair, max_height=natural_height(pair[1]))
+        else:
+            panel = gr.update(visible=True, value=path), gr.update(visible=False)
+        return *panel, gr.update(visible=bool(value.get("pasted"))), gr.update(visible=bool(value.get("before")))
 
     for trigger in (shown.change, in_photo.change, compare.change):
         trigger(show, [shown, in_photo, compare], [image, slider, in_photo, compare], queue=False,
                 api_visibility="private")
+
+
+def natural_height(path: str) -> int:
+    """A picture's height in pixels (from its header). gr.Image shows a picture at its own size, as
+    wide as the column at most; the slider (500 px high by default) does the same when capped at it."""
+    try:
+        with Image.open(path) as image:
+            return image.height
+    except OSError:  # expired meanwhile: the slider says so itself
+        return FALLBACK_HEIGHT
 
 
 def show_edit(result: EditResult) -> tuple:
