@@ -182,3 +182,21 @@ def test_the_edit_tab_wires_the_slider_without_changing_its_api(studio, tmp_path
     emptied = next(fn for fn in demo.fns.values() if not fn.inputs and slider in fn.outputs)
     assert {"edit-result-slider", "invert-result-slider", "style-result-slider"} <= {
         getattr(o, "elem_id", None) for o in emptied.outputs}  # emptied when the model changes
+
+
+def test_the_cli_edit_writes_before_and_after_side_by_side(tmp_path):
+    from stylegan_core import cli
+
+    path = save_generator(tiny_stylegan2(0), tmp_path / "tiny.safetensors")
+    common = ["--seed", "3", "--checkpoint", str(path)]
+    try:
+        assert cli.main(["generate", *common, "--out", str(tmp_path / "plain.png")]) == 0
+        assert cli.main(["edit", *common, "--set", "pca_0=3", "--before-after", "--out", str(tmp_path / "e.png")]) == 0
+    finally:
+        zoo.clear_loaded_models()
+    plain, edited = pixels(str(tmp_path / "plain.png")), pixels(str(tmp_path / "e.png"))
+    pair = pixels(str(tmp_path / "e_before_after.png"))
+    side = plain.shape[1]
+    assert pair.shape[1] > 2 * side
+    assert np.array_equal(pair[:, :side], plain) and np.array_equal(pair[:, -side:], edited)
+    assert not np.array_equal(plain, edited)
