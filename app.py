@@ -29,10 +29,11 @@ import gradio as gr  # noqa: E402
 from stylegan_core import codes  # noqa: E402
 from stylegan_core.loading import zoo  # noqa: E402
 from stylegan_core.library import CodeLibrary  # noqa: E402
-from stylegan_core.sessions import LibraryStore  # noqa: E402
+from stylegan_core.sessions import VisitorStore  # noqa: E402
 from stylegan_core.runtime import heap_reuse  # noqa: E402
 from stylegan_core.studio import Studio  # noqa: E402
-from ui.common import AppContext, keep_across_reloads, model_bar  # noqa: E402
+from ui.common import AppContext, model_bar  # noqa: E402
+from ui.visits import keep_across_reloads  # noqa: E402
 from ui import tabs  # noqa: E402
 
 log = logging.getLogger("app")
@@ -70,11 +71,12 @@ TABS = [
 def build_app(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title="StyleGAN Studio", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown("# StyleGAN Studio\nInvert a face photo into a StyleGAN, then morph, mix, "
-                    "blend and extend it. Codes you make go into your library, which this browser gets back after a "
-                    "reload (kept on the server for a week after its last use). It starts with the "
-                    "precomputed codes of the example photos (Invert tab).")
+                    "blend and extend it. Codes you make go into your library; after a reload this browser gets "
+                    "it back (kept for a week after its last use), and each tab's last result with its settings (for "
+                    f"{codes.FILE_RETENTION_S // 60} minutes). The library starts with the precomputed "
+                    "codes of the example photos (Invert tab).")
         ctx = AppContext(studio=studio, library=gr.State(CodeLibrary()), model=model_bar(studio, demo))
-        keep_across_reloads(ctx, demo, LibraryStore(studio.new_library))
+        keep_across_reloads(ctx, VisitorStore(studio.new_library))
         with gr.Tabs():
             for tab in TABS:
                 with gr.Tab(tab.TITLE, id=tab.ID):

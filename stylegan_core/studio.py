@@ -314,7 +314,8 @@ class Studio(EditingStudio, SoatStudio, VideoStudio, ComparingStudio):
         return entry.ws
 
     def resolve_codes(self, references, library: CodeLibrary, model_name: str, psi=codes.DEFAULT_PSI,
-                      limit: int = codes.MAX_CODES_PER_CALL, what: str = "codes") -> tuple[list[str], torch.Tensor]:
+                      limit: int = codes.MAX_CODES_PER_CALL, what: str = "codes",
+                      at_least: int = 1) -> tuple[list[str], torch.Tensor]:
         """Several codes -> (their names, ws [N, num_ws, w_dim]). `references`: text separated by
         commas, or a list, of library names and 'seed N'; a bare seed or seed range ('1, 2, 5-7')
         that is no library name means those seeds, as the seed fields always took them."""
@@ -326,9 +327,9 @@ class Studio(EditingStudio, SoatStudio, VideoStudio, ComparingStudio):
                 names += [f"seed {seed}" for seed in codes.parse_seeds(part, limit)]
             elif part:
                 names.append(part)
-        if not 1 <= len(names) <= limit:
-            raise StudioError(f"give between 1 and {limit} {what}: library names or 'seed N', separated by "
-                              f"commas (got {len(names)})")
+        if not at_least <= len(names) <= limit:
+            raise StudioError(f"give between {at_least} and {limit} {what}: library names or 'seed N', separated "
+                              f"by commas (got {len(names)})")
         return names, torch.cat([self.resolve_code(name, library, model_name, psi) for name in names])
 
     def render(self, model_name: str, ws: torch.Tensor, editor=None,
@@ -763,23 +764,23 @@ class Studio(EditingStudio, SoatStudio, VideoStudio, ComparingStudio):
                         f"{fitted.steps_run} steps ({clock.seconds:.0f} s{alike})" if added else
                         " · your library is full: the fitted code is in the downloads only")
 
-    def panorama(self, library: CodeLibrary, model_name: str, references: Sequence[str],
+    def panorama(self, library: CodeLibrary, model_name: str, references,
                  direction: str = "horizontal", sigma=codes.DEFAULT_SMOOTHING_SIGMA) -> EditResult:
-        """A SOAT panorama through the codes in order (library names or 'seed N')."""
+        """A SOAT panorama through the codes in order (text or a list of library names, 'seed N',
+        bare seeds and seed ranges, as `resolve_codes` takes them). Seeds alone are smoothed in Z
+        (random codes stay typical); any library code makes it smooth the codes themselves."""
         generator = self.generator(model_name)
-        refs = [r.strip() for r in references if r and r.strip()]
-        if not 2 <= len(refs) <= codes.MAX_PANORAMA_CODES:
-            raise StudioError(f"a panorama needs between 2 and {codes.MAX_PANORAMA_CODES} codes, got {len(refs)}")
+        names, ws = self.resolve_codes(references, library, model_name, limit=codes.MAX_PANORAMA_CODES,
+                                       what="codes for a panorama", at_least=2)
         sigma = codes.check_number(sigma, "the smoothing sigma", *codes.SMOOTHING_SIGMA)
-        seeds = [codes.seed_of(r) for r in refs]
+        seeds = [None if name in library else codes.seed_of(name) for name in names]
         with timed() as clock:
-            if None not in seeds and not any(r in library for r in refs):
+            if None not in seeds:
                 path = feature_blend.smoothed_random_codes(generator, seeds, sigma)
             else:
-                path = feature_blend.gaussian_smooth(
-                    torch.cat([self.resolve_code(r, library, model_name) for r in refs]), sigma)
+                path = feature_blend.gaussian_smooth(ws, sigma)
             image = feature_blend.render_panorama(generator, path.to(self.device), direction)
-        return self._result(library, model_name, tensor_to_pil(image), f"panorama_{len(refs)}", clock)
+        return self._result(library, model_name, tensor_to_pil(image), f"panorama_{len(names)}", clock)
 
 
 def _photo_descriptor(photo: Image.Image, face: "align.AlignedFace") -> Optional[np.ndarray]:

@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 import urllib.request
 from pathlib import Path
 from typing import Callable
@@ -63,6 +64,26 @@ class Widen(LayerEditor):
         return state.map(lambda t: torch.cat([t, t[..., : self.extra]], dim=-1))
 
 
+# -- real weights -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def real_generator():
+    """The default model's generator (MobileStyleGAN FFHQ 1024 px): for @pytest.mark.real tests."""
+    return zoo.load_model("ffhq-mobile").generator
+
+
+def faces_found(image: torch.Tensor) -> int:
+    """How many faces dlib finds in an image tensor, at half its size (dlib's detector is trained on
+    faces of about 80 px; half of 1024 px still holds them and takes a quarter of the time)."""
+    import dlib
+    import numpy as np
+
+    from stylegan_core.images import tensor_to_pil
+
+    picture = tensor_to_pil(image)
+    picture = picture.resize((picture.width // 2, picture.height // 2))
+    return len(dlib.get_frontal_face_detector()(np.asarray(picture), 0))
+
+
 # -- weights folders ---------------------------------------------------------------------------
 @pytest.fixture(autouse=True)
 def private_weights_folder(request, tmp_path_factory, monkeypatch):
@@ -88,6 +109,28 @@ def isolated(tmp_path, monkeypatch):
     zoo.clear_loaded_models()
     yield tmp_path
     zoo.clear_loaded_models()
+
+
+@pytest.fixture
+def checkpoint_file(tmp_path, monkeypatch):
+    """save(generator) -> its .safetensors checkpoint, for tests that load models as the CLI does
+    (by --checkpoint): a private weights folder, no $STYLEGAN_CHECKPOINT, nothing loaded before or after."""
+    from stylegan_core.loading import export
+
+    monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.delenv("STYLEGAN_CHECKPOINT", raising=False)
+    zoo.clear_loaded_models()
+    yield lambda generator: export.save_generator(generator, tmp_path / "tiny.safetensors")
+    zoo.clear_loaded_models()
+
+
+@pytest.fixture
+def tiny_checkpoint(checkpoint_file):
+    """(a tiny StyleGAN2, the path of its checkpoint)."""
+    from stylegan_core.models.stylegan2 import tiny_stylegan2
+
+    generator = tiny_stylegan2(seed=2)
+    return generator, checkpoint_file(generator)
 
 
 @pytest.fixture(autouse=True)
@@ -165,3 +208,28 @@ def random_vgg(monkeypatch):
         conv.weight.data.mul_(0.05)
     monkeypatch.setattr(projector, "load_vgg16", lambda device="cpu": vgg)
     return vgg
+
+
+# -- a fake NVlabs world, present only while a test writes pickles the way NVlabs' code does -------
+# The modules `torch_utils.persistence` and `dnnlib.util` exist so pickle can name their classes; the
+# safe loader must read such pickles without ever calling into them.
+class EasyDict(dict):
+    pass
+
+
+def _reconstruct_persistent_obj(meta):  # pragma: no cover - the loader must never call it
+    raise AssertionError("the loader called the pickle's reconstruct function")
+
+
+@pytest.fixture
+def nvlabs_modules(monkeypatch):
+    """Fake `torch_utils.persistence` and `dnnlib.util` while the test runs (removed after)."""
+    persistence = types.ModuleType("torch_utils.persistence")
+    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
+    dnnlib_util = types.ModuleType("dnnlib.util")
+    dnnlib_util.EasyDict = EasyDict
+    monkeypatch.setattr(_reconstruct_persistent_obj, "__module__", "torch_utils.persistence")
+    monkeypatch.setattr(EasyDict, "__module__", "dnnlib.util")
+    for name, module in (("torch_utils", types.ModuleType("torch_utils")), ("torch_utils.persistence", persistence),
+                         ("dnnlib", types.ModuleType("dnnlib")), ("dnnlib.util", dnnlib_util)):
+        monkeypatch.setitem(sys.modules, name, module)

@@ -10,6 +10,7 @@ import time
 import zlib
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 import torch
@@ -29,6 +30,7 @@ from stylegan_core.models.stylegan2 import tiny_stylegan2
 from stylegan_core.studio import Studio
 from stylegan_core.errors import UserError
 from ui.common import HEAVY, public_message
+from ui.visits import RESTORED_NOTE
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "examples" / "astronaut.jpg"
@@ -221,13 +223,66 @@ def test_every_model_event_shares_one_concurrency_limit(tiny):
 def test_results_of_another_model_are_emptied_when_the_model_changes(tiny):
     demo = tiny[0]
     menu = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "model-menu")
-    emptying = [fn for fn in demo.fns.values() if (menu._id, "change") in fn.targets and not fn.inputs]
+    # The visitor's choice (`input`): a reload that restores the model keeps the panels it restored.
+    emptying = [fn for fn in demo.fns.values() if (menu._id, "input") in fn.targets and not fn.inputs]
     assert len(emptying) == 1
     emptied = {getattr(block, "elem_id", None) for block in emptying[0].outputs}
     assert {"generate-gallery", "invert-result", "invert-aligned", "morph-animation", "morph-gallery",
             "style-result", "mixing-result", "edit-result", "video-result", "sketch-gallery"} <= emptied
     assert "invert-preview" not in emptied and "sketch-canvas" not in emptied  # inputs and their previews stay
     assert emptying[0].fn() == [None] * len(emptying[0].outputs)
+    assert not [fn for fn in demo.fns.values() if (menu._id, "change") in fn.targets and not fn.inputs]
+
+
+def test_a_reload_brings_back_each_panel_made_by_the_visitor(tiny):
+    """The page's own wiring, called as the page calls it: an event fills Generate's panel and the
+    panel is remembered; a reload with the browser's id gets it back (and the model that made it);
+    another browser, or a panel whose files are gone, gets nothing."""
+    demo, studio, _, folder = tiny
+    by_name = {fn.name: fn for fn in demo.fns.values()}
+    restore, blocks = by_name["restore"], demo.blocks
+    gallery = next(b for b in blocks.values() if getattr(b, "elem_id", None) == "generate-gallery")
+    remembers = [fn for fn in demo.fns.values() if fn.name == "remember" and gallery in fn.inputs]
+    assert remembers, "nothing remembers the Generate gallery"
+    browser_id = restore.fn("", CodeLibrary(), "any model")[1]
+    picture = folder / "seed_1.png"
+    Image.new("RGB", (8, 8)).save(picture)
+    remember = next(fn for fn in remembers if any(isinstance(b, gr.Textbox) for b in fn.inputs))  # Generate's
+    info = next(b for b in remember.inputs if isinstance(b, gr.Markdown))
+    seeds = next(b for b in remember.inputs if isinstance(b, gr.Textbox))  # an input of the event
+    values = {gallery: [(str(picture), "seed 1")], info: "made from seed 1", seeds: "1"}
+    remember.fn(browser_id, "tiny-model", *[values.get(block) for block in remember.inputs[2:]])
+
+    def restored(saved_id):
+        out = restore.fn(saved_id, CodeLibrary(), studio.default_model)
+        return out[2], dict(zip(restore.outputs[4:], out[4:])), out[3]
+
+    model, panels, pending = restored(browser_id)
+    assert model == "tiny-model" and panels[gallery] == [(str(picture), "seed 1")]
+    assert panels[info] == RESTORED_NOTE + "made from seed 1"  # says it is from before the reload
+    # The inputs come back once the model views are filled (so those cannot reset them).
+    restore_inputs = by_name["restore_inputs"]
+    inputs_back = dict(zip(restore_inputs.outputs, restore_inputs.fn(pending)))
+    assert inputs_back[seeds] == "1" and inputs_back[restore_inputs.outputs[0]] is None  # consumed
+    assert isinstance(restored("")[1][gallery], type(gr.skip()))  # another browser
+    picture.unlink()  # deleted after codes.FILE_RETENTION_S
+    assert isinstance(restored(browser_id)[1][gallery], type(gr.skip()))
+
+
+def test_model_views_reset_values_only_when_the_model_really_changes(tiny):
+    """On load the page's values stand (defaults, or what a reload restored); a change of model
+    resets them (e.g. the Edit sliders, whose directions belong to the model)."""
+    demo, studio = tiny[:2]
+    follow = next(fn for fn in demo.fns.values() if fn.name == "follow")
+    sliders = [i for i, block in enumerate(follow.outputs) if isinstance(block, gr.Slider)]
+    assert sliders
+    on_load = follow.fn(studio.default_model, None)
+    assert all(not isinstance(on_load[i], dict) or "value" not in on_load[i] for i in sliders)
+    assert on_load[-1] == studio.default_model  # what the views are filled for now
+    again = follow.fn(studio.default_model, studio.default_model)
+    assert all(not isinstance(again[i], dict) or "value" not in again[i] for i in sliders)
+    changed = follow.fn(studio.default_model, "another model")
+    assert all("value" in changed[i] for i in sliders)
 
 
 def test_resolution_choices_follow_the_model(tiny):

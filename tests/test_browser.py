@@ -72,7 +72,8 @@ def test_generate_tab(page):
 
 def test_first_five_minutes_example_edit_reload(page, app_server):
     """Runs early, before the long tabs (video, sketch) have used the shared queue. A first visit: click an example photo (its precomputed inversion shows at once, pasted back),
-    transfer a style from it (shown inside the photo), reload the page, and find the work again."""
+    transfer a style from it (shown inside the photo), make it older, reload the page, and find the
+    work again: the library, each tab's last result and the inputs that made it."""
     browser = page.context.browser
     visitor = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()  # its own storage
     visitor.goto(app_server.url)
@@ -90,7 +91,30 @@ def test_first_five_minutes_example_edit_reload(page, app_server):
     width, height = shown.evaluate("el => [el.naturalWidth, el.naturalHeight]")
     assert (width, height) == Image.open(REPO / "examples" / "astronaut.jpg").size  # inside the photo
 
+    open_tab(visitor, "Edit")
+    visitor.get_by_text("Age (older)").first.wait_for(timeout=60_000)
+    drag_slider(visitor, "edit-named-0", 0.85)  # age
+    values = visitor.locator("#edit-values textarea")
+    visitor.wait_for_function("el => el.value.includes('age=')", arg=values.element_handle(), timeout=60_000)
+    wait_visible(visitor.locator("#edit-result img").first, app_server, "the age edit")
+    edited, age = values.input_value(), visitor.locator("#edit-named-0 input[type=range]").input_value()
+
     visitor.reload()
+    open_tab(visitor, "Edit")  # the edit is back, and the slider and values that made it
+    wait_visible(visitor.locator("#edit-result img").first, app_server, "the age edit after a reload")
+    visitor.wait_for_function("([el, text]) => el.value === text", arg=[values.element_handle(), edited],
+                              timeout=60_000)
+    assert visitor.locator("#edit-named-0 input[type=range]").input_value() == age != "0"
+    visitor.screenshot(path=str(ARTIFACTS / "first-minutes-after-reload-edit.png"), full_page=True)
+    open_tab(visitor, "Style transfer")  # the tab's last result is back, still inside the photo
+    wait_visible(visitor.locator("#style-result img").first, app_server, "the style transfer after a reload")
+    visitor.wait_for_function("el => el.complete && el.naturalWidth > 0",
+                              arg=visitor.locator("#style-result img").first.element_handle(), timeout=60_000)
+    assert shown.evaluate("el => [el.naturalWidth, el.naturalHeight]") == [width, height]
+    visitor.screenshot(path=str(ARTIFACTS / "first-minutes-after-reload-style.png"), full_page=True)
+    open_tab(visitor, "Invert")
+    wait_visible(visitor.locator("#invert-result img").first, app_server, "the inversion after a reload")
+    visitor.get_by_text("precomputed").first.wait_for(timeout=60_000)  # its info line came back with it
     open_tab(visitor, "Library")
     visitor.get_by_text("style_transfer (edit)").first.wait_for(timeout=60_000)
     visitor.get_by_text("astronaut (example)").first.wait_for(timeout=60_000)

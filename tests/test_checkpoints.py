@@ -18,7 +18,6 @@ import pickle
 import struct
 import subprocess
 import sys
-import types
 import zipfile
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from conftest import EasyDict, _reconstruct_persistent_obj
 from stylegan_core.cli import main as cli_main
 from stylegan_core.loading.export import save_generator
 from stylegan_core.loading.files import describe_checkpoint, detect_format, read_checkpoint
@@ -44,33 +44,6 @@ MODULE_SOURCE = "# the source NVlabs would embed; a safe loader never runs it\n"
 
 
 # -- a fake NVlabs world, present only while pickling ------------------------------------------------
-class EasyDict(dict):
-    pass
-
-
-def _reconstruct_persistent_obj(meta):  # pragma: no cover - must never be called by the loader
-    raise AssertionError("the loader called the pickle's reconstruct function")
-
-
-@pytest.fixture
-def nvlabs_modules(monkeypatch):
-    """Install fake `torch_utils.persistence` and `dnnlib.util` so pickle can name them; removed after."""
-    persistence = types.ModuleType("torch_utils.persistence")
-    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
-    dnnlib_util = types.ModuleType("dnnlib.util")
-    dnnlib_util.EasyDict = EasyDict
-    saved = (_reconstruct_persistent_obj.__module__, _reconstruct_persistent_obj.__qualname__,
-             EasyDict.__module__, EasyDict.__qualname__)
-    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
-    EasyDict.__module__ = "dnnlib.util"
-    for name, module in (("torch_utils", types.ModuleType("torch_utils")), ("torch_utils.persistence", persistence),
-                         ("dnnlib", types.ModuleType("dnnlib")), ("dnnlib.util", dnnlib_util)):
-        monkeypatch.setitem(sys.modules, name, module)
-    yield
-    _reconstruct_persistent_obj.__module__, _reconstruct_persistent_obj.__qualname__ = saved[:2]
-    EasyDict.__module__, EasyDict.__qualname__ = saved[2:]
-
-
 class Persistent(nn.Module):
     """Pickles like an NVlabs persistent class: reconstruct(meta) with the object's __dict__ as state."""
 

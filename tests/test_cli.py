@@ -10,21 +10,10 @@ import torch
 from PIL import Image
 
 from stylegan_core import cli
-from stylegan_core.loading import export, weights, zoo
+from stylegan_core.loading import weights, zoo
 from stylegan_core.images import tensor_to_pil
-from stylegan_core.models.stylegan2 import tiny_stylegan2
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def checkpoint(tmp_path, monkeypatch):
-    monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path / "weights"))
-    monkeypatch.delenv("STYLEGAN_CHECKPOINT", raising=False)
-    zoo.clear_loaded_models()
-    generator = tiny_stylegan2(seed=2)
-    yield generator, export.save_generator(generator, tmp_path / "tiny.safetensors")
-    zoo.clear_loaded_models()
 
 
 def expected_image(generator, seed, psi):
@@ -32,8 +21,8 @@ def expected_image(generator, seed, psi):
         return np.asarray(tensor_to_pil(generator.synthesis(generator.mapping(generator.seed_to_z(seed), psi=psi))))
 
 
-def test_generate_writes_one_png_per_seed(checkpoint, tmp_path, capsys):
-    generator, path = checkpoint
+def test_generate_writes_one_png_per_seed(tiny_checkpoint, tmp_path, capsys):
+    generator, path = tiny_checkpoint
     code = cli.main(["generate", "--seeds", "1,4-5", "--psi", "0.5", "--checkpoint", str(path),
                      "--out", str(tmp_path / "out" / "img.png")])
     assert code == 0
@@ -43,8 +32,8 @@ def test_generate_writes_one_png_per_seed(checkpoint, tmp_path, capsys):
         assert np.array_equal(np.asarray(Image.open(file)), expected_image(generator, seed, 0.5))
 
 
-def test_generate_single_seed_and_pattern(checkpoint, tmp_path):
-    generator, path = checkpoint
+def test_generate_single_seed_and_pattern(tiny_checkpoint, tmp_path):
+    generator, path = tiny_checkpoint
     assert cli.main(["generate", "--seed", "7", "--checkpoint", str(path), "--out", str(tmp_path / "one.png")]) == 0
     assert np.array_equal(np.asarray(Image.open(tmp_path / "one.png")), expected_image(generator, 7, 0.7))
     assert cli.main(["generate", "--seeds", "8", "--checkpoint", str(path),
@@ -59,15 +48,15 @@ def test_generate_single_seed_and_pattern(checkpoint, tmp_path):
     (["--seeds", "9" * 5000], "not a seed"),
     (["--seed", "1", "--checkpoint", "/no/such/file.pt"], "no checkpoint file"),
 ])
-def test_generate_errors_are_messages(checkpoint, tmp_path, capsys, arguments, message):
+def test_generate_errors_are_messages(tiny_checkpoint, tmp_path, capsys, arguments, message):
     assert cli.main(["generate", *arguments, "--out", str(tmp_path / "x.png")]) == 1
     error = capsys.readouterr().err
     assert error.startswith("error: ") and message in error
     assert not (tmp_path / "x.png").exists()
 
 
-def test_a_bug_prints_its_trace_and_exit_code_2(checkpoint, tmp_path, monkeypatch, capsys):
-    _, path = checkpoint
+def test_a_bug_prints_its_trace_and_exit_code_2(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    _, path = tiny_checkpoint
 
     def broken(*args, **kwargs):
         return [][1]
@@ -78,8 +67,8 @@ def test_a_bug_prints_its_trace_and_exit_code_2(checkpoint, tmp_path, monkeypatc
     assert "Traceback" in error and "IndexError" in error
 
 
-def test_an_unwritable_output_is_a_message(checkpoint, tmp_path, capsys):
-    _, path = checkpoint
+def test_an_unwritable_output_is_a_message(tiny_checkpoint, tmp_path, capsys):
+    _, path = tiny_checkpoint
     blocker = tmp_path / "file"
     blocker.write_text("a file where a folder should be")
     assert cli.main(["generate", "--seed", "1", "--checkpoint", str(path), "--out", str(blocker / "x.png")]) == 1

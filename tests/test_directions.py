@@ -135,25 +135,13 @@ def test_missing_named_direction_while_computing_says_so(monkeypatch, instant):
 
 
 # -- CLI -------------------------------------------------------------------------------------------
-@pytest.fixture
-def checkpoint(tmp_path, monkeypatch):
-    from stylegan_core.loading import export, zoo
-
-    monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path / "weights"))
-    monkeypatch.delenv("STYLEGAN_CHECKPOINT", raising=False)
-    zoo.clear_loaded_models()
-    generator = tiny_stylegan2(seed=2)
-    yield generator, export.save_generator(generator, tmp_path / "tiny.safetensors")
-    zoo.clear_loaded_models()
-
-
-def test_cli_edit_without_settings_reproduces_generate_and_edits_round_trip(checkpoint, tmp_path):
+def test_cli_edit_without_settings_reproduces_generate_and_edits_round_trip(tiny_checkpoint, tmp_path):
     from PIL import Image
 
     from stylegan_core import cli
     from stylegan_core.latents import load_latent
 
-    generator, path = checkpoint
+    generator, path = tiny_checkpoint
     common = ["--checkpoint", str(path)]
     assert cli.main(["generate", "--seed", "3", *common, "--out", str(tmp_path / "gen.png")]) == 0
     assert cli.main(["edit", "--seed", "3", *common, "--out", str(tmp_path / "same.png")]) == 0
@@ -166,10 +154,10 @@ def test_cli_edit_without_settings_reproduces_generate_and_edits_round_trip(chec
     assert torch.allclose(load_latent(tmp_path / "back.npz").ws, load_latent(tmp_path / "same.npz").ws, atol=1e-5)
 
 
-def test_cli_directions_lists_instant_ones_for_a_new_model(checkpoint, capsys):
+def test_cli_directions_lists_instant_ones_for_a_new_model(tiny_checkpoint, capsys):
     from stylegan_core import cli
 
-    _, path = checkpoint
+    _, path = tiny_checkpoint
     assert cli.main(["directions", "--checkpoint", str(path)]) == 0
     out = capsys.readouterr().out
     assert "instant only" in out and "pca_0" in out and "sefa_coarse_0" in out
@@ -180,19 +168,19 @@ def test_cli_directions_lists_instant_ones_for_a_new_model(checkpoint, capsys):
     (["--set", "pca_0=9"], "from -5 to 5"),
     (["--set", "pca_0"], "NAME=VALUE"),
 ])
-def test_cli_edit_bad_input_is_a_message(checkpoint, tmp_path, capsys, settings, message):
+def test_cli_edit_bad_input_is_a_message(tiny_checkpoint, tmp_path, capsys, settings, message):
     from stylegan_core import cli
 
-    _, path = checkpoint
+    _, path = tiny_checkpoint
     assert cli.main(["edit", "--seed", "1", *settings, "--checkpoint", str(path), "--out", str(tmp_path / "x.png")]) == 1
     assert message in capsys.readouterr().err
 
 
-def test_cli_edit_refuses_a_code_of_another_model(checkpoint, tmp_path, capsys):
+def test_cli_edit_refuses_a_code_of_another_model(tiny_checkpoint, tmp_path, capsys):
     from stylegan_core import cli
     from stylegan_core.latents import save_latent
 
-    generator, path = checkpoint
+    generator, path = tiny_checkpoint
     save_latent(tmp_path / "other.npz", generator.mean_ws(), "ffhq-mobile")
     assert cli.main(["edit", "--latent", str(tmp_path / "other.npz"), "--checkpoint", str(path),
                      "--out", str(tmp_path / "x.png")]) == 1

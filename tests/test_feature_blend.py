@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_MODELS, tiny_model
+from conftest import TINY_MODELS, faces_found, tiny_model
 from stylegan_core.editing import edits, feature_blend as fb
 from stylegan_core.models.stylegan2 import StyleGAN2, tiny_stylegan2
 
@@ -209,22 +209,6 @@ def test_bad_panorama_input_raises_clear_errors(generator, codes):
 
 
 # -- real weights -----------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def real_generator():
-    from stylegan_core.loading import zoo
-
-    return zoo.load_model("ffhq-mobile").generator
-
-
-def faces_found(image: torch.Tensor) -> int:
-    import dlib
-
-    from stylegan_core.images import tensor_to_pil
-
-    picture = tensor_to_pil(image).resize((512, 512))
-    return len(dlib.get_frontal_face_detector()(np.asarray(picture), 0))
-
-
 @pytest.mark.real
 def test_real_morph_and_blend_outputs_are_faces(real_generator):
     codes = edits.random_codes(real_generator, [11, 22], psi=0.7)

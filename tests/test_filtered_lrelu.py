@@ -3,10 +3,10 @@ separable against 2-D filters, correlation against convolution, and the impl swi
 from __future__ import annotations
 
 import importlib
-import itertools
 
 import pytest
 import torch
+from test_ops import naive_upfirdn2d
 
 from stylegan_core.ops.filtered_lrelu import (
     FILTERED_LRELU_CUDA_STATUS,
@@ -17,30 +17,14 @@ from stylegan_core.ops.filtered_lrelu import (
 )
 
 
-def naive_fir(x, f, up, down, padding, gain):
-    """y[o] = gain * sum_t u[o * down + t - pad] * f[K - 1 - t], with u the zero-inserted input,
-    keeping only outputs whose footprint lies inside the padded signal."""
-    left, right, top, bottom = padding
-    batch, channels, height, width = x.shape
-    fh, fw = f.shape
-    out_h = (height * up + top + bottom - fh) // down + 1
-    out_w = (width * up + left + right - fw) // down + 1
-    y = torch.zeros(batch, channels, out_h, out_w, dtype=torch.float64)
-    for oy, ox, ty, tx in itertools.product(range(out_h), range(out_w), range(fh), range(fw)):
-        uy, ux = oy * down + ty - top, ox * down + tx - left
-        if 0 <= uy < height * up and 0 <= ux < width * up and uy % up == 0 and ux % up == 0:
-            y[:, :, oy, ox] += x[:, :, uy // up, ux // up].double() * f[fh - 1 - ty, fw - 1 - tx].double()
-    return y * gain
-
-
 def naive_filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp):
     """The op's definition, step by step, in float64 with explicit loops."""
     x = x.double() + b.double().reshape(1, -1, 1, 1)
-    x = naive_fir(x, fu, up, 1, padding, up * up)
+    x = naive_upfirdn2d(x, fu, up, 1, padding, up * up)
     x = torch.where(x >= 0, x, x * slope) * gain
     if clamp is not None:
         x = x.clamp(-clamp, clamp)
-    return naive_fir(x, fd, 1, down, (0, 0, 0, 0), 1.0)
+    return naive_upfirdn2d(x, fd, 1, down, (0, 0, 0, 0), 1.0)
 
 
 def random_filter(taps, seed, separable):

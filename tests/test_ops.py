@@ -22,7 +22,8 @@ from stylegan_core.ops.upfirdn2d import (
 
 
 def naive_upfirdn2d(x, f, up, down, padding, gain):
-    """Loops over output pixels: y[o] = gain * sum_t u[o*down + t - pad] * f[K-1-t], u zero-inserted."""
+    """Loops over output pixels: y[o] = gain * sum_t u[o*down + t - pad] * f[K-1-t], u zero-inserted.
+    In float64 (test_filtered_lrelu chains it); only outputs whose footprint lies in the padded signal."""
     left, right, top, bottom = padding
     batch, channels, height, width = x.shape
     fh, fw = f.shape
@@ -33,7 +34,7 @@ def naive_upfirdn2d(x, f, up, down, padding, gain):
         uy, ux = oy * down + ty - top, ox * down + tx - left
         if 0 <= uy < height * up and 0 <= ux < width * up and uy % up == 0 and ux % up == 0:
             y[:, :, oy, ox] += x[:, :, uy // up, ux // up].double() * f[fh - 1 - ty, fw - 1 - tx].double()
-    return (y * gain).float()
+    return y * gain
 
 
 CASES = [  # (up, down, padding, filter taps)
@@ -50,7 +51,7 @@ def test_upfirdn2d_reference_matches_the_definition(up, down, padding, taps):
     torch.manual_seed(0)
     x = torch.randn(2, 3, 5, 4)
     f = torch.rand(len(taps), len(taps)) + torch.outer(torch.tensor(taps, dtype=torch.float32), torch.ones(len(taps)))
-    expected = naive_upfirdn2d(x, f, up, down, padding, gain=1.5)
+    expected = naive_upfirdn2d(x, f, up, down, padding, gain=1.5).float()
     torch.testing.assert_close(upfirdn2d_reference(x, f, up, down, padding, gain=1.5), expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(upfirdn2d(x, f, up, down, padding, gain=1.5), expected, rtol=1e-5, atol=1e-5)
 
@@ -98,7 +99,7 @@ def test_filter_after_transposed_conv_shape_and_values():
     bias = torch.tensor([0.5, -2.0])
     y = filter_after_transposed_conv(x, f, bias)
     assert y.shape == (1, 2, 8, 6)
-    expected = naive_upfirdn2d(x, f, 1, 1, (1, 1, 1, 1), 4.0) + bias.view(1, 2, 1, 1)
+    expected = naive_upfirdn2d(x, f, 1, 1, (1, 1, 1, 1), 4.0).float() + bias.view(1, 2, 1, 1)
     torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5)
 
 

@@ -163,21 +163,15 @@ def test_short_real_run_beats_the_average_face():
 
 
 @pytest.fixture
-def tiny_checkpoint(tmp_path, monkeypatch):
-    from stylegan_core.loading import export, zoo
-
-    monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path / "weights"))
-    monkeypatch.delenv("STYLEGAN_CHECKPOINT", raising=False)
-    zoo.clear_loaded_models()
+def tiny_32px_checkpoint(checkpoint_file):
     generator = tiny_stylegan2(0, 32)
-    yield generator, export.save_generator(generator, tmp_path / "tiny.safetensors")
-    zoo.clear_loaded_models()
+    return generator, checkpoint_file(generator)
 
 
-def test_cli_invert_writes_crop_result_latent_and_metrics(random_vgg, tiny_checkpoint, tmp_path, capsys):
+def test_cli_invert_writes_crop_result_latent_and_metrics(random_vgg, tiny_32px_checkpoint, tmp_path, capsys):
     from stylegan_core.latents import load_latent
 
-    generator, checkpoint = tiny_checkpoint
+    generator, checkpoint = tiny_32px_checkpoint
     photo = tmp_path / "photo.png"
     generated_target(generator).resize((48, 40)).save(photo)
     out = tmp_path / "out"
@@ -194,8 +188,8 @@ def test_cli_invert_writes_crop_result_latent_and_metrics(random_vgg, tiny_check
     assert "step 3/3" in capsys.readouterr().err
 
 
-def test_cli_invert_without_a_face_suggests_no_align(random_vgg, tiny_checkpoint, tmp_path, capsys):
-    _, checkpoint = tiny_checkpoint
+def test_cli_invert_without_a_face_suggests_no_align(random_vgg, tiny_32px_checkpoint, tmp_path, capsys):
+    _, checkpoint = tiny_32px_checkpoint
     photo = tmp_path / "flat.png"
     Image.new("RGB", (64, 64), (90, 120, 150)).save(photo)
     assert cli.main(["invert", str(photo), "--out", str(tmp_path / "o"), "--checkpoint", str(checkpoint)]) == 1

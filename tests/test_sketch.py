@@ -248,18 +248,6 @@ def test_real_model_follows_a_drawn_face():
 
 
 # -- command line -------------------------------------------------------------------------------
-@pytest.fixture
-def tiny_checkpoint(tmp_path, monkeypatch):
-    from stylegan_core.loading import export, zoo
-
-    monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path / "weights"))
-    monkeypatch.delenv("STYLEGAN_CHECKPOINT", raising=False)
-    zoo.clear_loaded_models()
-    generator = tiny_stylegan2(seed=2)
-    yield generator, export.save_generator(generator, tmp_path / "tiny.safetensors")
-    zoo.clear_loaded_models()
-
-
 def test_cli_writes_candidates_with_codes_and_sketches(tiny_checkpoint, tmp_path, capsys):
     from stylegan_core import cli
     from stylegan_core.latents import load_latent, save_latent

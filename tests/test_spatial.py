@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import TINY_MODELS, tiny_codes, tiny_model
+from conftest import TINY_MODELS, faces_found, tiny_codes, tiny_model
 from stylegan_core.editing import spatial
 
 
@@ -128,23 +128,6 @@ def test_bad_spatial_input_raises_clear_errors(generator, code):
 
 
 # -- real weights ---------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def real_generator():
-    from stylegan_core.loading import zoo
-
-    return zoo.load_model("ffhq-mobile").generator
-
-
-def faces_found(image: torch.Tensor) -> int:
-    import dlib
-
-    from stylegan_core.images import tensor_to_pil
-
-    picture = tensor_to_pil(image)
-    picture = picture.resize((picture.width // 2, picture.height // 2))
-    return len(dlib.get_frontal_face_detector()(np.asarray(picture), 0))
-
-
 @pytest.mark.real
 def test_real_uncrop_has_no_seam_and_one_face(real_generator):
     """Replicate padding of the 8 px features by half the width on each side: the pixel step

@@ -115,6 +115,17 @@ def test_panorama_needs_two_codes(studio, library):
         studio.panorama(library, MODEL, ["seed 1"], "horizontal", 1.0)
 
 
+def test_panorama_reads_codes_as_every_tab_does(studio, library):
+    """Text or a list; a seed range means its seeds; a library name its code (then the codes
+    themselves are smoothed, not their seeds)."""
+    listed = studio.panorama(library, MODEL, ["seed 1", "seed 2", "seed 3"], "horizontal", 0.0)
+    ranged = studio.panorama(library, MODEL, "1-3", "horizontal", 0.0)
+    assert np.array_equal(np.asarray(listed.picture.image), np.asarray(ranged.picture.image))
+    studio.generate(library, MODEL, "2", 0.7)
+    named = studio.panorama(library, MODEL, "seed 1, " + library.names()[-1] + ", seed 3", "horizontal", 0.0)
+    assert np.abs(np.asarray(named.picture.image, float) - np.asarray(listed.picture.image, float)).max() < 2
+
+
 def test_spherical_morph_needs_seeds(studio, library):
     studio.generate(library, MODEL, "1", 0.7)
     with pytest.raises(StudioError, match="between two seeds"):

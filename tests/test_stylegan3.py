@@ -11,12 +11,12 @@ import collections
 import math
 import pickle
 import sys
-import types
 from dataclasses import asdict
 
 import pytest
 import torch
 
+from conftest import EasyDict, _reconstruct_persistent_obj
 from conftest import Widen, tiny_codes
 from stylegan_core.loading.files import read_checkpoint
 from stylegan_core.loading.safe_pickle import CheckpointError
@@ -147,28 +147,6 @@ def test_transform_follows_nvlabs_gen_images_convention():
 
 
 # -- NVlabs pickles ---------------------------------------------------------------------------------
-class EasyDict(dict):
-    pass
-
-
-def _reconstruct_persistent_obj(meta):  # pragma: no cover - the loader must never call it
-    raise AssertionError("the loader called the pickle's reconstruct function")
-
-
-@pytest.fixture
-def nvlabs_modules(monkeypatch):
-    """Fake `torch_utils.persistence` and `dnnlib.util` so pickle can name them while writing."""
-    persistence = types.ModuleType("torch_utils.persistence")
-    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
-    dnnlib_util = types.ModuleType("dnnlib.util")
-    dnnlib_util.EasyDict = EasyDict
-    monkeypatch.setattr(_reconstruct_persistent_obj, "__module__", "torch_utils.persistence")
-    monkeypatch.setattr(EasyDict, "__module__", "dnnlib.util")
-    for name, module in (("torch_utils", types.ModuleType("torch_utils")), ("torch_utils.persistence", persistence),
-                         ("dnnlib", types.ModuleType("dnnlib")), ("dnnlib.util", dnnlib_util)):
-        monkeypatch.setitem(sys.modules, name, module)
-
-
 class Net:
     """An NVlabs persistent network object as pickle sees it: reconstruct(meta), meta['state'] = its __dict__."""
 

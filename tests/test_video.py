@@ -201,25 +201,14 @@ def test_no_face_in_any_frame_is_a_clear_error(tmp_path):
 
 
 # -- the command line ------------------------------------------------------------------------------
-@pytest.fixture
-def tiny_checkpoint(tmp_path, monkeypatch):
-    from stylegan_core.loading import export, zoo
-
-    monkeypatch.setenv("STYLEGAN_WEIGHTS_DIR", str(tmp_path / "weights"))
-    monkeypatch.delenv("STYLEGAN_CHECKPOINT", raising=False)
-    zoo.clear_loaded_models()
-    yield export.save_generator(tiny_mobile_stylegan(0), tmp_path / "tiny.safetensors")
-    zoo.clear_loaded_models()
-
-
 @pytest.mark.real
-def test_cli_writes_the_video_with_rate_and_audio(random_vgg, tiny_checkpoint, face_clip, tmp_path, capsys):
+def test_cli_writes_the_video_with_rate_and_audio(random_vgg, checkpoint_file, face_clip, tmp_path, capsys):
     from stylegan_core import cli
     import json
 
     out = tmp_path / "edited.mp4"
     code = cli.main(["video", str(face_clip), "--out", str(out), "--max-frames", "4",
-                     "--checkpoint", str(tiny_checkpoint)])
+                     "--checkpoint", str(checkpoint_file(tiny_mobile_stylegan(0)))])
     assert code == 0, capsys.readouterr().err
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["frames"] == 4 and report["fps"] == 12.0

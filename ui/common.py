@@ -15,7 +15,6 @@ import gradio as gr
 
 from stylegan_core.errors import UserError
 from stylegan_core.library import CodeLibrary
-from stylegan_core.sessions import LibraryStore
 from stylegan_core.studio import ModelStatus, Picture, Studio
 
 log = logging.getLogger("app")
@@ -24,6 +23,8 @@ SEED_EXAMPLES = ["seed 1", "seed 2", "seed 3", "seed 4", "seed 5", "seed 6"]
 HEAVY = "heavy"  # the concurrency id every model-running event shares
 MAX_MESSAGE_LINES = 3
 MAX_MESSAGE_CHARS = 600
+# Components whose value the visitor sets (and a reload restores: ui/visits.py).
+FORM_INPUTS = (gr.Dropdown, gr.Textbox, gr.Slider, gr.Number, gr.Radio, gr.Checkbox, gr.CheckboxGroup)
 
 
 def heavy_concurrency() -> int:
@@ -124,8 +125,9 @@ class AppContext:
     _library_views: list = field(default_factory=list)  # (outputs, fn(lib, *inputs) -> updates, inputs)
     _library_events: list = field(default_factory=list)
     _model_views: list = field(default_factory=list)  # (output, fn(model_name) -> update)
-    _keep: Optional[tuple] = None  # (fn(lib, browser id), the gr.BrowserState): see keep_across_reloads
-    _model_results: list = field(default_factory=list)  # emptied when the model changes
+    _visits: Optional[object] = None  # ui.visits.Visits: see ui.visits.keep_across_reloads
+    _result_groups: list = field(default_factory=list)  # [components] of each result panel
+    _events: list = field(default_factory=list)  # (event, its inputs, its outputs) of every `event(...)`
 
     def code_picker(self, label: str, value: str, **kwargs) -> gr.Dropdown:
         """A dropdown of library codes plus 'seed N' examples; typing any 'seed N' works too."""
@@ -140,9 +142,14 @@ class AppContext:
         self._library_views.append((outputs, fn, list(inputs)))
 
     def results_of_model(self, *components) -> None:
-        """Components that show what the current model made: emptied when the model changes, so a
-        picture of another model is never presented as current (its codes stay in the library)."""
-        self._model_results.extend(components)
+        """The components of one result panel, showing what the current model made: emptied when the
+        model changes, so a picture of another model is never presented as current (its codes stay
+        in the library), and shown again after a reload (ui/visits.py)."""
+        for component in components:
+            if isinstance(component, (gr.Image, gr.ImageSlider)):
+                # Their values are read back to be kept: as the file shown, not decoded pixels.
+                component.type, component.image_mode = "filepath", None
+        self._result_groups.append(list(components))
 
     def follow_model(self, output, fn: Callable[[str], dict]) -> None:
         """Update `output` with fn(model_name) when the page loads and when the model changes."""
@@ -171,10 +178,26 @@ class AppContext:
         event = trigger(user_errors(fn), inputs, outputs, api_name=api_name, **kwargs)
         if library is True:
             self._library_events.append(event)
+        self._events.append((event, inputs, outputs))
         return event
 
     def finish(self, demo: gr.Blocks) -> None:
-        """Wire the library refresh and the model-following views (after every tab is built)."""
+        """Wire the library refresh, the result panels (emptied when the model changes, kept across
+        reloads: ui/visits.py) and the model-following views (after every tab is built)."""
+        results = [component for group in self._result_groups for component in group]
+        # The visitor's choice (`input`, not `change`): a reload that restores the model keeps the
+        # panels it restored.
+        emptied = self.model.input(lambda: [None] * len(results), None, results, queue=False,
+                                   api_visibility="private") if results else None
+        if self._visits is not None:
+            from ui import visits  # it imports this module
+
+            visits.wire(self, demo, emptied)
+        else:
+            self.wire_model_views(demo, after=None)
+        self._wire_library_refresh()
+
+    def _wire_library_refresh(self) -> None:
         views = [(self.pickers + [self.renamed], _picker_updates, self.pickers + [self.renamed]),
                  *self._library_views]
         refresh_outputs = [output for outputs, _, _ in views for output in outputs]
@@ -189,23 +212,40 @@ class AppContext:
 
         for event in self._library_events:
             event.success(refresh, refresh_inputs, refresh_outputs, queue=False, api_visibility="private")
-            if self._keep is not None:
-                keep, browser_id = self._keep
-                event.success(keep, [self.library, browser_id], None, queue=False, api_visibility="private")
-        if self._model_results:
-            emptied = self._model_results
-            self.model.change(lambda: [None] * len(emptied), None, emptied, queue=False, api_visibility="private")
-        if self._model_views:
-            model_outputs = [output for output, _ in self._model_views]
+            if self._visits is not None:
+                store, browser_id = self._visits.store, self._visits.browser_id
+                event.success(lambda library, kept_id: store.keep_library(kept_id, library),
+                              [self.library, browser_id], None, queue=False, api_visibility="private")
 
-            def follow(model_name: str):
-                try:
-                    return [fn(model_name) for _, fn in self._model_views]
-                except UserError:  # the model is not available: the status line says why
-                    return [gr.skip() for _ in model_outputs]
+    def wire_model_views(self, demo: gr.Blocks, after=None):
+        """Fill the model views on page load (after the event `after`, when given) and when the model
+        changes. Their values are reset only when the model really changes (from one the views were
+        filled for, or on load from a model other than the page's default): a fresh page's values,
+        and those a reload restores, stand. Returns the load-time event."""
+        built_for = gr.State(None)  # the model the views were last filled for
+        outputs = [output for output, _ in self._model_views]
 
-            for trigger in (demo.load, self.model.change):
-                trigger(follow, self.model, model_outputs, queue=False, api_visibility="private")
+        def follow(model_name: str, built: Optional[str]):
+            try:
+                updates = [fn(model_name) for _, fn in self._model_views]
+            except UserError:  # the model is not available: the status line says why
+                return [gr.skip() for _ in outputs] + [gr.skip()]
+            changed = built != model_name and (built is not None or model_name != self.studio.default_model)
+            if not changed:
+                updates = [_without_value(update) if isinstance(output, FORM_INPUTS) else update
+                           for output, update in zip(outputs, updates)]
+            return updates + [model_name]
+
+        options = dict(queue=False, api_visibility="private")
+        self.model.change(follow, [self.model, built_for], outputs + [built_for], **options)
+        if after is None:
+            return demo.load(follow, [self.model, built_for], outputs + [built_for], **options)
+        return after.then(follow, [self.model, built_for], outputs + [built_for], **options)
+
+
+def _without_value(update):
+    """A component update without its value (a bare value: no update)."""
+    return {k: v for k, v in update.items() if k != "value"} if isinstance(update, dict) else gr.skip()
 
 
 def _picker_updates(lib: CodeLibrary, *values) -> list:
@@ -217,23 +257,6 @@ def _picker_updates(lib: CodeLibrary, *values) -> list:
     return [gr.update(choices=choices, value=renamed["select"]) if old is not None and value == old
             else gr.update(choices=choices) for value in shown] + [None]
 
-
-def keep_across_reloads(ctx: AppContext, demo: gr.Blocks, store: LibraryStore) -> None:
-    """Give each browser its library back after a reload or a closed tab: the browser keeps a random
-    id in its localStorage, the server keeps the library under it (sessions.LibraryStore: expiry,
-    a cap on visitors, only ids it issued). A new browser starts with `store.new_library()` (the
-    example codes). Call inside the Blocks, before `ctx.finish`. API clients (no page load) keep
-    a fresh library per session, as before."""
-    browser_id = gr.BrowserState("", storage_key="stylegan-studio-library")
-
-    def restore(saved_id, made_meanwhile: CodeLibrary):
-        kept_id, library = store.open(saved_id)
-        library.merge(made_meanwhile)  # codes made while the page was still loading are kept too
-        return library, kept_id
-
-    ctx._library_events.append(demo.load(restore, [browser_id, ctx.library], [ctx.library, browser_id],
-                                         api_visibility="private"))
-    ctx._keep = (lambda library, kept_id: store.keep(kept_id, library), browser_id)
 
 
 def model_menu(studio: Studio, probe_network: bool = False) -> list[tuple[str, str]]:

@@ -11,7 +11,8 @@ TITLE, ID = "Panorama", "panorama"
 def build(ctx: AppContext) -> None:
     with gr.Row():
         references = gr.Textbox("seed 1, seed 2, seed 3", label="Codes in order",
-                                info=f"library names or 'seed N', separated by commas (2 to {codes.MAX_PANORAMA_CODES})")
+                                info=f"library names, 'seed N' or seed numbers ('1-3'), separated by commas "
+                                     f"(2 to {codes.MAX_PANORAMA_CODES})")
         direction = gr.Radio(["horizontal", "vertical"], value="horizontal", label="Direction")
         sigma = gr.Slider(*codes.SMOOTHING_SIGMA, codes.DEFAULT_SMOOTHING_SIGMA, step=0.25,
                           label="Smoothing σ along the sequence",
@@ -21,8 +22,7 @@ def build(ctx: AppContext) -> None:
     outputs = edit_outputs(ctx, "panorama-result", label="Panorama")
 
     def panorama(lib, text, direction_name, sigma_value, model_name):
-        refs = [part.strip() for part in str(text or "").split(",")]
-        return lib, *show_edit(ctx.studio.panorama(lib, model_name, refs, direction=direction_name,
+        return lib, *show_edit(ctx.studio.panorama(lib, model_name, text, direction=direction_name,
                                                    sigma=sigma_value))
 
     ctx.event(button.click, panorama, [references, direction, sigma], outputs, api_name="panorama")
