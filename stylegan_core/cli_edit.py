@@ -57,6 +57,8 @@ def add_edit(subparsers) -> None:
                         help="a direction and its value in standard deviations (-5..5); repeatable")
     parser.add_argument("--psi", type=float, default=0.7, help="truncation psi for --seed (default 0.7)")
     parser.add_argument("--out", required=True, help="output PNG; the edited latent goes beside it as .npz")
+    parser.add_argument("--before-after", action="store_true",
+                        help="also write OUT_before_after.png: the code unedited and edited, side by side")
     add_transform_arguments(parser)  # StyleGAN3: e.g. the photo frame's transform that `invert` prints
     add_model_arguments(parser)
     parser.set_defaults(run=run_edit)
@@ -114,4 +116,11 @@ def run_edit(args: argparse.Namespace) -> int:
     tensor_to_pil(image[0]).save(out)
     save_latent(out.with_suffix(".npz"), ws, loaded.name, name=" ".join(args.set))
     print(out)
+    if args.before_after:
+        from .inversion.photo_frame import side_by_side
+
+        before = tensor_to_pil(D.render_edit(loaded.generator, found, start, {})[0])
+        pair = out.with_name(f"{out.stem}_before_after.png")
+        side_by_side([before, tensor_to_pil(image[0])]).save(pair)
+        print(pair)
     return 0

@@ -33,6 +33,7 @@ from .images import load_image, tensor_to_pil
 from .latents import Latent, latent_to_bytes
 from .inversion.paste_back import PhotoLink
 from .library import CodeEntry, CodeLibrary, LibraryError
+from .studio_compare import BEFORE_CACHE_SIZE, PHOTO_CACHE_SIZE, ComparingStudio, PictureCache
 from .studio_edit import EditingStudio, ImageTransform
 from .studio_soat import SoatStudio
 from .studio_video import VideoStudio
@@ -67,6 +68,8 @@ class EditResult:
     info: str
     added: list[str] = field(default_factory=list)
     pasted: Optional[Picture] = None  # the picture inside the photo its source code was inverted from
+    before: Optional[Picture] = None  # what `picture` is compared with: its source code unedited
+    photo: Optional[Picture] = None  # what `pasted` is compared with: that photo as it is
 
 
 @dataclass
@@ -124,6 +127,8 @@ class InvertUpdate:
     files: Optional[list] = None
     pasted: Optional[Picture] = None  # the result inside the original photo (done=True only)
     in_frame: Optional[Picture] = None  # StyleGAN3: the result in the photo's frame (done=True only)
+    before: Optional[Picture] = None  # what `result` is compared with: the aligned crop (done=True only)
+    photo: Optional[Picture] = None  # what `pasted` is compared with: the photo (done=True only)
     info: str = ""
     step: int = 0
     total: int = 0
@@ -171,7 +176,7 @@ def whole(value, name: str, low: int, high: int) -> int:
     return codes.check_whole_number(value, name, low, high)
 
 
-class Studio(EditingStudio, SoatStudio, VideoStudio):
+class Studio(EditingStudio, SoatStudio, VideoStudio, ComparingStudio):
     """Holds the models (loaded once per process) and runs the operations of every tab."""
 
     def __init__(self, default_model: str = zoo.DEFAULT_MODEL, device: str = "auto",
@@ -191,6 +196,8 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         self._failed: set[str] = set()  # models whose last load failed (the menu says so)
         self._new_library: Optional[CodeLibrary] = None  # the template of a new visitor's library
         self._new_library_lock = threading.Lock()
+        self._before_cache = PictureCache(BEFORE_CACHE_SIZE)  # unedited renders, for before/after views
+        self._photo_cache = PictureCache(PHOTO_CACHE_SIZE)
 
     # -- models ----------------------------------------------------------------------------
     def model_choices(self) -> list[str]:
@@ -451,7 +458,11 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         pasted = self.pasted_for(library, entry, image, example.code_name)
         info = (f"**{entry.name}** is in your library: {examples.PRECOMPUTED_NOTE} (shown in "
                 f"{clock.text(self.device)}). Press **Invert** to run the inversion yourself.")
-        return EditResult(picture, [picture.path] + ([pasted.path] if pasted else []), info, [], pasted)
+        result = EditResult(picture, [picture.path] + ([pasted.path] if pasted else []), info, [], pasted)
+        if entry.photo is not None:  # compared as an inversion is: with its aligned crop and its photo
+            result.before = self.aligned_from_link(entry.photo, image.width, example.code_name)
+            result.photo = self.photo_picture(entry.photo)
+        return result
 
     def _example_thumbnail(self, ws: torch.Tensor, model_name: str) -> Optional[Image.Image]:
         """A thumbnail of an example code, rendered only by the default (or an already loaded) model."""
@@ -569,7 +580,7 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
         info += self._w_fit_note(loaded.name, result, image)
         yield InvertUpdate(aligned=aligned, result=inverted, metrics=scores, files=files, pasted=pasted,
                            in_frame=in_frame and in_frame.picture, step=result.steps_run, total=options.total_steps,
-                           done=True,
+                           before=aligned, photo=self.photo_picture(link), done=True,
                            info=info + (f" · in the photo's frame (StyleGAN3): {in_frame.info}" if in_frame else ""))
 
     def _w_fit_note(self, model_name: str, result, image: Image.Image) -> str:
@@ -614,7 +625,8 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
                 clock: Timed, ws: Optional[torch.Tensor] = None, extra: str = "", source=None) -> EditResult:
         """The common return of the single-image edits: the picture, downloads and an info line.
         `source` (the code whose face the result keeps) links the result to that code's photo:
-        the pasted-back picture joins the downloads and a new library entry keeps the link."""
+        the pasted-back picture joins the downloads and a new library entry keeps the link; the
+        result also carries what to compare it with (`comparison`: the source unedited, the photo)."""
         picture = self.picture(image, stem)
         pasted = self.pasted_for(library, source, image, stem) if source is not None else None
         files, added = [picture.path] + ([pasted.path] if pasted else []), []
@@ -623,7 +635,8 @@ class Studio(EditingStudio, SoatStudio, VideoStudio):
             added = self._add_all(library, [(ws, stem, image)], model_name, "edit", {},
                                   photo=self.photo_link(library, source) if source is not None else None)
         info = clock.text(self.device) + (f" · added **{added[0]}** to your library" if added else "") + extra
-        return EditResult(picture, files, info, added, pasted)
+        before, photo = self.comparison(library, model_name, source, pasted)
+        return EditResult(picture, files, info, added, pasted, before, photo)
 
     def morph(self, library: CodeLibrary, model_name: str, first: str, second: str,
               frames=codes.DEFAULT_MORPH_FRAMES, spherical: bool = False, psi=codes.DEFAULT_PSI) -> GalleryResult:

@@ -75,7 +75,8 @@ class SoatStudio:
                                                        reference_ws.to(self.device), region, min_resolution)
         mask = Image.fromarray((np.clip(transfer.mask, 0, 1) * 255).astype(np.uint8), mode="L")
         result = self._result(library, model_name, tensor_to_pil(transfer.image), f"region_{region}", clock,
-                              extra=f" · {region} from {reference} (layers of {min_resolution} px and up)")
+                              extra=f" · {region} from {reference} (layers of {min_resolution} px and up)",
+                              source=target)  # the target's face, pose and place in its photo stay
         return RegionResult(result, self.picture(mask, f"mask_{region}", f"{region} mask"))
 
     def translate(self, library: CodeLibrary, model_name: str, code: str, second_model: str,

@@ -281,6 +281,37 @@ def test_edit_tab_slider_preview(page):
     page.get_by_text("to your library").first.wait_for(timeout=RESULT_TIMEOUT_MS)
 
 
+def test_edit_tab_before_after_of_an_example_code(page):
+    """'Before / after' puts a slider in the result's place, at its size: the photo and the edit
+    pasted into it (or, not in the photo, the code unedited and the edit); unticked, the edit is back."""
+    open_tab(page, "Edit")
+    page.locator("#edit-code input").click()
+    page.get_by_role("option", name="astronaut", exact=True).click()
+    drag_slider(page, "edit-named-2", 0.8)  # smile: an edit the comparison shows
+    compare = page.locator("#edit-result-compare")
+    compare.wait_for(state="visible", timeout=RESULT_TIMEOUT_MS)  # a result with a before
+    page.get_by_text("smile=").first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    size = page.locator("#edit-result").bounding_box()
+    compare.locator("input").check()
+    slider = page.locator("#edit-result-slider")
+    slider.wait_for(state="visible", timeout=60_000)
+    images = slider.locator("img")
+    page.wait_for_function("els => els.length == 2 && els.every(e => e.complete && e.naturalWidth > 0)",
+                           arg=images.element_handles(), timeout=60_000)
+    assert not page.locator("#edit-result").is_visible()
+    box = slider.bounding_box()  # the picture's place and size
+    assert all(abs(box[key] - size[key]) <= 2 for key in ("x", "y", "width", "height")), (box, size)
+    page.screenshot(path=str(ARTIFACTS / "edit-before-after.png"), full_page=True)
+    in_photo = page.locator("#edit-result-in-photo input")
+    in_photo.uncheck()  # the code's own picture, unedited, and the edit
+    slider.locator("img[src*='astronaut_before']").wait_for(timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "edit-before-after-render.png"), full_page=True)
+    in_photo.check()
+    compare.locator("input").uncheck()
+    page.locator("#edit-result img").first.wait_for(state="visible", timeout=60_000)
+    assert not slider.is_visible()
+
+
 def test_sketch_tab_draws_a_face(page):
     open_tab(page, "Sketch")
     page.locator("#sketch-canvas :is([aria-label='Brush'], [title='Brush'])").first.click()

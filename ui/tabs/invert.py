@@ -7,7 +7,7 @@ import gradio as gr
 
 from stylegan_core import codes, examples
 from ui.common import AppContext, file_path, to_gradio_error
-from ui.results import IN_PHOTO_LABEL, paste_toggle
+from ui.results import IN_PHOTO_LABEL, compare_checkbox, compare_slider, paste_toggle, shown_value
 from ui.transform import shown_for_stylegan3
 
 TITLE, ID = "Invert", "invert"
@@ -60,12 +60,15 @@ def build(ctx: AppContext) -> None:
                             "precomputed inversion; Invert runs it again", example_labels=[e.caption for e in example_list])
         with gr.Column():
             with gr.Row():
-                aligned = gr.Image(label="Aligned crop", elem_id="invert-aligned")
-                inverted = gr.Image(label="Inversion", elem_id="invert-result")
-            in_photo = gr.Checkbox(True, label=IN_PHOTO_LABEL, visible=False, elem_id="invert-in-photo",
-                                   info="the inverted face warped back into your photo")
-            shown = gr.State(None)  # (plain path, pasted path) of the finished inversion
-            paste_toggle(shown, in_photo, inverted)
+                aligned = gr.Image(label="Aligned crop", elem_id="invert-aligned", interactive=False)
+                inverted = gr.Image(label="Inversion", elem_id="invert-result", interactive=False)
+                slider = compare_slider("Inversion", "invert-result")
+            with gr.Row():
+                in_photo = gr.Checkbox(True, label=IN_PHOTO_LABEL, visible=False, elem_id="invert-in-photo",
+                                       info="the inverted face warped back into your photo")
+                compare = compare_checkbox("invert-result")
+            shown = gr.State(None)  # shown_value of the finished inversion (compared with the crop, the photo)
+            paste_toggle(shown, in_photo, compare, inverted, slider)
             in_frame = gr.Image(label="In the photo's frame (StyleGAN3): the photo · the inversion rendered in its "
                                 "frame · the paste-back", visible=False, elem_id="invert-in-frame")
             shown_for_stylegan3(ctx, in_frame)
@@ -74,7 +77,7 @@ def build(ctx: AppContext) -> None:
             metrics = gr.JSON(label="Quality (not the optimised loss)")
             files = gr.File(label="Downloads", file_count="multiple")
             info = gr.Markdown()
-    ctx.results_of_model(aligned, inverted, shown, framed, metrics, files, info)
+    ctx.results_of_model(aligned, inverted, slider, shown, framed, metrics, files, info)
 
     def detect_faces(photo_path, chosen=None):
         found = ctx.studio.find_faces(file_path(photo_path))
@@ -96,8 +99,9 @@ def build(ctx: AppContext) -> None:
         result = ctx.studio.example_result(lib, model_name, file_path(photo_path), face_index(face))
         if result is None:
             return lib, menu, found, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        paths = (result.picture.path, result.pasted.path if result.pasted else None)
-        return lib, menu, found, None, result.picture.path, result.files, result.info, paths
+        paths = shown_value(result.picture, result.pasted, result.before, result.photo)
+        crop = result.before.path if result.before else None  # the example's aligned crop
+        return lib, menu, found, crop, result.picture.path, result.files, result.info, paths
 
     ctx.event(photo.change, show_example, [photo, faces], [faces, preview, aligned, inverted, files, info, shown],
               api_name="show_example", api_visibility="private")
@@ -113,7 +117,7 @@ def build(ctx: AppContext) -> None:
         try:
             for update in updates:
                 if update.done:
-                    paths = (update.result.path, update.pasted.path if update.pasted else None)
+                    paths = shown_value(update.result, update.pasted, update.before, update.photo)
                     frame_path = update.in_frame.path if update.in_frame else None
                     yield (lib, update.aligned.path, update.result.path, update.metrics, update.files, update.info,
                            paths, frame_path)
@@ -152,7 +156,9 @@ def build(ctx: AppContext) -> None:
     stop_button.click(stop_inversion, None, None, queue=False, api_visibility="private")
 
     def restore_latent(lib, upload, model_name):
+        """A saved code's picture; the last inversion's comparisons no longer belong to it."""
         result = ctx.studio.import_codes(lib, model_name, file_path(upload))
-        return lib, None if result.picture is None else result.picture.path, result.info
+        return lib, None if result.picture is None else result.picture.path, result.info, None
 
-    ctx.event(latent_upload.upload, restore_latent, [latent_upload], [inverted, info], api_name="restore_latent")
+    ctx.event(latent_upload.upload, restore_latent, [latent_upload], [inverted, info, shown],
+              api_name="restore_latent")
