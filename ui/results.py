@@ -21,8 +21,7 @@ def edit_outputs(ctx, elem_id: str, label: str = "Result") -> list:
         in_photo = gr.Checkbox(True, label=IN_PHOTO_LABEL, visible=False, elem_id=f"{elem_id}-in-photo",
                                info="the edited face warped back into the photo its code was inverted from")
         compare = compare_checkbox(elem_id)
-    # Not for uploads: an output only, though the page reads it back to keep it across reloads.
-    image = gr.Image(label=label, elem_id=elem_id, interactive=False)
+    image = gr.Image(label=label, elem_id=elem_id)
     slider = compare_slider(label, elem_id)
     files = gr.File(label="Downloads", file_count="multiple")
     info = gr.Markdown()
@@ -39,8 +38,7 @@ def compare_checkbox(elem_id: str) -> gr.Checkbox:
 
 def compare_slider(label: str, elem_id: str) -> gr.ImageSlider:
     """The before/after view that takes the result image's place while "Before / after" is ticked."""
-    return gr.ImageSlider(label=f"{label}: before · after", type="filepath", visible=False, interactive=False,
-                          elem_id=f"{elem_id}-slider")
+    return gr.ImageSlider(label=f"{label}: before · after", type="filepath", visible=False, elem_id=f"{elem_id}-slider")
 
 
 def shown_value(plain: Picture, pasted: Optional[Picture] = None, before: Optional[Picture] = None,

@@ -60,8 +60,8 @@ def build(ctx: AppContext) -> None:
                             "precomputed inversion; Invert runs it again", example_labels=[e.caption for e in example_list])
         with gr.Column():
             with gr.Row():
-                aligned = gr.Image(label="Aligned crop", elem_id="invert-aligned", interactive=False)
-                inverted = gr.Image(label="Inversion", elem_id="invert-result", interactive=False)
+                aligned = gr.Image(label="Aligned crop", elem_id="invert-aligned")
+                inverted = gr.Image(label="Inversion", elem_id="invert-result")
                 slider = compare_slider("Inversion", "invert-result")
             with gr.Row():
                 in_photo = gr.Checkbox(True, label=IN_PHOTO_LABEL, visible=False, elem_id="invert-in-photo",
