@@ -78,13 +78,16 @@ class VisitorStore:
     def keep_shown(self, browser_id: str, model: str, values: dict[int, Any], inputs: Optional[dict[int, Any]] = None,
                    now: Optional[float] = None) -> None:
         """Remember what some result panels show now ({slot: value}; None = empty), made by `model`,
-        and the inputs that made them. Panels of another model are forgotten (the page empties them
-        when the model changes); a change that would take the visit over MAX_SHOWN_CHARS is not kept."""
+        and the inputs that made them. Panels and inputs of another model are forgotten (the page
+        empties the panels when the model changes); a change that would take the visit over
+        MAX_SHOWN_CHARS is not kept."""
         def update(visit: Optional[Visit]) -> Optional[Visit]:
             if visit is None:
                 return None
-            shown = {**(visit.shown if visit.model == model else {}), **values}
-            kept_inputs = {**visit.inputs, **(inputs or {})}
+            same_model = visit.model in (None, model)
+            shown = {**(visit.shown if same_model else {}), **values}
+            # Inputs too: some belong to the model (its sliders, its resolutions), reset on a change.
+            kept_inputs = {**(visit.inputs if same_model else {}), **(inputs or {})}
             if len(json.dumps([shown, kept_inputs], default=str)) <= MAX_SHOWN_CHARS:
                 visit.shown, visit.model, visit.inputs = shown, model, kept_inputs
             return visit

@@ -63,7 +63,7 @@ def test_result_panels_are_kept_per_visitor_and_model():
     store.keep_shown(mine, "m2", {2: None}, {1: 0.0})  # the visitor picked another model: the old panels go
     visit = store.open(mine)[1]
     assert visit.shown == {2: None} and visit.model == "m2"
-    assert visit.inputs == {0: "seed 2", 1: 0.0}  # inputs stay on the page when the model changes
+    assert visit.inputs == {1: 0.0}  # those of the old model (e.g. its sliders) go too
 
 
 def test_oversized_panels_and_unknown_ids_are_not_kept():

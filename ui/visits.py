@@ -7,7 +7,8 @@ once every tab is built. What is kept:
   every event that fills them, restored whole while their files exist (codes.FILE_RETENTION_S);
   their info lines then say they are from before the reload;
 - inputs: the plain-valued inputs (menus, text, sliders, ticks) of every `ctx.event`, remembered
-  after the event ran; uploads and drawings are not kept;
+  after the event ran, forgotten when the visitor picks another model (some belong to the model);
+  uploads and drawings are not kept;
 - the model that made the panels.
 The order on page load: library, panels and model first; then the model views are filled for that
 model (`AppContext.follow_model`); then the inputs, so a model view cannot reset a restored value.
