@@ -247,6 +247,10 @@ def test_a_model_without_weights_is_labelled_and_the_layout_stays(page):
         assert page.get_by_role("tab", name="Generate", exact=True).bounding_box()["y"] == tabs_top
         faces.first.wait_for(state="detached", timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "model-not-available.png"))
+        open_tab(page, "Invert")  # its emptied panel hides its toggles too (nothing to show in the photo)
+        page.locator("#invert-in-photo").wait_for(state="hidden", timeout=10_000)
+        assert not page.locator("#invert-result-compare").is_visible()
+        open_tab(page, "Generate")
     finally:
         page.locator("#model-menu input").click()
         page.get_by_role("option", name="ffhq-mobile", exact=True).click()

@@ -189,8 +189,9 @@ class AppContext:
         reloads: ui/visits.py) and the model-following views (after every tab is built)."""
         results = [component for group in self._result_groups for component in group]
         # The visitor's choice (`input`, not `change`): a reload that restores the model keeps the
-        # panels it restored.
-        emptied = self.model.input(lambda: [None] * len(results), None, results, queue=False,
+        # panels it restored. Queued (without a limit): only a queued event's new State values fire
+        # their `change` listeners (e.g. the panel's toggles, which hide with the picture).
+        emptied = self.model.input(lambda: [None] * len(results), None, results, concurrency_limit=None,
                                    api_visibility="private") if results else None
         if self._visits is not None:
             from ui import visits  # it imports this module
