@@ -9,14 +9,17 @@ file is still offered as a photo (the app inverts it on demand).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from .inversion.metrics import SAME_PERSON_THRESHOLD
 from .library import CodeEntry, CodeLibrary, LibraryError, read_codes_file, read_photo_links
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 CODES_DIR = EXAMPLES_DIR / "codes"
+METRICS_PATH = CODES_DIR / "metrics.json"  # written by tools/make_example_codes.py
 PRECOMPUTED_NOTE = "precomputed: the default inversion of an example photo, shipped with the app"
 
 
@@ -34,6 +37,20 @@ class ExamplePhoto:
     @property
     def code_path(self) -> Path:
         return CODES_DIR / f"{self.code_name}.npz"
+
+    def metrics(self) -> Optional[dict]:
+        """The quality of its precomputed inversion as measured when it was made (examples/codes/
+        metrics.json, by the judges of an inversion: identity to the photo, ...), or None."""
+        try:
+            measured = json.loads(METRICS_PATH.read_text()).get(self.code_name)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(measured, dict):
+            return None
+        scores = {key: value for key, value in measured.items() if key not in ("model", "seconds")}
+        if isinstance(scores.get("id_distance"), (int, float)):
+            scores["same_person"] = scores["id_distance"] < SAME_PERSON_THRESHOLD
+        return scores
 
 
 EXAMPLE_PHOTOS = (

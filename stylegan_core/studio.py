@@ -73,6 +73,13 @@ class EditResult:
 
 
 @dataclass
+class ExampleResult(EditResult):
+    """An example photo's precomputed inversion, with its quality as measured when it was made."""
+
+    metrics: Optional[dict] = None
+
+
+@dataclass
 class GalleryResult:
     """Several pictures (Generate, Morph) with their downloads."""
 
@@ -438,7 +445,7 @@ class Studio(EditingStudio, SoatStudio, VideoStudio, ComparingStudio):
         return code_name if model == self.default_model else fallback
 
     def example_result(self, library: CodeLibrary, model_name: str, photo,
-                       face_index: Optional[int]) -> Optional[EditResult]:
+                       face_index: Optional[int]) -> Optional[ExampleResult]:
         """The shipped inversion of an example photo (matched by file name and face), rendered and
         pasted back into the photo at once; None for any other photo (or a code of another model).
         A visitor who deleted the example's code gets it back in the library."""
@@ -458,7 +465,8 @@ class Studio(EditingStudio, SoatStudio, VideoStudio, ComparingStudio):
         pasted = self.pasted_for(library, entry, image, example.code_name)
         info = (f"**{entry.name}** is in your library: {examples.PRECOMPUTED_NOTE} (shown in "
                 f"{clock.text(self.device)}). Press **Invert** to run the inversion yourself.")
-        result = EditResult(picture, [picture.path] + ([pasted.path] if pasted else []), info, [], pasted)
+        result = ExampleResult(picture, [picture.path] + ([pasted.path] if pasted else []), info, [], pasted,
+                               metrics=example.metrics())
         if entry.photo is not None:  # compared as an inversion is: with its aligned crop and its photo
             result.before = self.aligned_from_link(entry.photo, image.width, example.code_name)
             result.photo = self.photo_picture(entry.photo)

@@ -82,6 +82,7 @@ def test_first_five_minutes_example_edit_reload(page, app_server):
     wait_visible(visitor.locator("#invert-result img").first, app_server, "the example's precomputed inversion")
     visitor.get_by_text("precomputed").first.wait_for(timeout=RESULT_TIMEOUT_MS)
     assert visitor.locator("#invert-in-photo").is_visible()
+    visitor.get_by_text("id_distance_pasted").first.wait_for(timeout=10_000)  # its measured quality
     visitor.screenshot(path=str(ARTIFACTS / "first-minutes-example.png"), full_page=True)
 
     open_tab(visitor, "Style transfer")

@@ -37,3 +37,13 @@ def test_a_new_library_is_seeded_with_the_example_codes_once():
         assert entry.photo.paste(Image.new("RGB", (64, 64))).size == photo.size
     assert examples.example_codes(library, "ffhq-mobile") == []  # already there
     assert examples.example_codes(CodeLibrary(), "another-model") == []
+
+
+def test_every_shipped_code_comes_with_its_measured_quality(tmp_path, monkeypatch):
+    """Shown with the example's inversion on the Invert tab: the numbers of the run that made it."""
+    for example in [e for e in examples.EXAMPLE_PHOTOS if e.code_path.is_file()]:
+        scores = example.metrics()
+        assert isinstance(scores["id_distance"], float) and scores["same_person"] == (scores["id_distance"] < 0.6)
+        assert "seconds" not in scores and "model" not in scores
+    monkeypatch.setattr(examples, "METRICS_PATH", tmp_path / "missing.json")
+    assert examples.EXAMPLE_PHOTOS[0].metrics() is None

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from stylegan_core.inversion import align, metrics  # noqa: E402
 from stylegan_core.loading import zoo  # noqa: E402
-from stylegan_core.examples import CODES_DIR, EXAMPLE_PHOTOS, EXAMPLES_DIR  # noqa: E402
+from stylegan_core.examples import CODES_DIR, EXAMPLE_PHOTOS, EXAMPLES_DIR, METRICS_PATH  # noqa: E402
 from stylegan_core.images import load_image  # noqa: E402
 from stylegan_core.library import CodeLibrary  # noqa: E402
 from stylegan_core.inversion.paste_back import PhotoLink  # noqa: E402
@@ -54,7 +54,7 @@ def main() -> None:
     loaded = zoo.load_model(zoo.DEFAULT_MODEL)
     generator = loaded.generator
     CODES_DIR.mkdir(exist_ok=True)
-    report_path = CODES_DIR / "metrics.json"
+    report_path = METRICS_PATH
     options = ProjectorOptions(preview_every=0)
     for example in EXAMPLE_PHOTOS:
         if args.only and example.code_name not in args.only.split(","):

@@ -93,17 +93,20 @@ def build(ctx: AppContext) -> None:
     def show_example(lib, photo_path, face, model_name):
         """A new photo's faces; for an example photo also its precomputed inversion, shown (and
         pasted back) at once."""
+        unchanged = [gr.skip()] * 7  # the panels of the last run stay until Invert starts a new one
         if photo_path is None:
-            return lib, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return lib, gr.skip(), gr.skip(), *unchanged
         menu, found = detect_faces(photo_path, face)
         result = ctx.studio.example_result(lib, model_name, file_path(photo_path), face_index(face))
         if result is None:
-            return lib, menu, found, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return lib, menu, found, *unchanged
         paths = shown_value(result.picture, result.pasted, result.before, result.photo)
         crop = result.before.path if result.before else None  # the example's aligned crop
-        return lib, menu, found, crop, result.picture.path, result.files, result.info, paths
+        # Every panel shows the example's inversion: its quality as measured when it was made.
+        return lib, menu, found, crop, result.picture.path, result.metrics, result.files, result.info, paths, None
 
-    ctx.event(photo.change, show_example, [photo, faces], [faces, preview, aligned, inverted, files, info, shown],
+    ctx.event(photo.change, show_example, [photo, faces],
+              [faces, preview, aligned, inverted, metrics, files, info, shown, framed],
               api_name="show_example", api_visibility="private")
 
     def invert(lib, photo_path, face, step_count, latent_space, model_name, request: gr.Request,
