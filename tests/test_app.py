@@ -268,7 +268,9 @@ def test_a_reload_brings_back_each_panel_made_by_the_visitor(tiny):
     assert inputs_back[seeds] == "1" and inputs_back[restore_inputs.outputs[0]] is None  # consumed
     assert isinstance(restored("")[1][gallery], type(gr.skip()))  # another browser
     picture.unlink()  # deleted after codes.FILE_RETENTION_S
-    assert isinstance(restored(browser_id)[1][gallery], type(gr.skip()))
+    model, panels, pending = restored(browser_id)
+    assert isinstance(panels[gallery], type(gr.skip())) and isinstance(model, type(gr.skip()))
+    assert pending is None  # the inputs were made under tiny-model, not under the page's model
 
 
 def test_model_views_reset_values_only_when_the_model_really_changes(tiny):

@@ -111,9 +111,12 @@ def _restore_on_load(ctx, demo: gr.Blocks, memory: PageMemory):
         shown = restorable_panels(visit.shown, slots)
         for slot in notes & shown.keys():
             shown[slot] = RESTORED_NOTE + str(shown[slot]).removeprefix(RESTORED_NOTE)
-        model = visit.model if shown and visit.model != model_now else gr.skip()
+        restores_model = bool(shown) and visit.model != model_now
+        # Inputs of another model (its sliders, its resolutions) do not fit the page's model.
+        page_model = visit.model if restores_model else model_now
+        inputs = dict(visit.inputs) if visit.model in (None, page_model) else {}
         panels = [shown.get(slot, gr.skip()) for slot in range(len(results))]
-        return [visit.library, kept_id, model, dict(visit.inputs) or None, *panels]
+        return [visit.library, kept_id, visit.model if restores_model else gr.skip(), inputs or None, *panels]
 
     return demo.load(restore, [visits.browser_id, ctx.library, ctx.model],
                      [ctx.library, visits.browser_id, ctx.model, visits.pending, *results], api_visibility="private")
