@@ -28,7 +28,10 @@ menu labels, file objects) in the tab module and call `Studio` with plain values
 Studio returns dataclasses (`EditResult`, `GalleryResult`, ...). `ctx.follow_model(component, fn)`
 updates a component when the model changes (e.g. choices that depend on the model's resolutions);
 `ctx.on_library_change(outputs, fn, inputs=[...])` refreshes other views of the library (fn(lib, *inputs)).
-`ctx.results_of_model(*components)` empties result panels when the model changes (edit_outputs
-does it for its own), so no picture of another model is shown as current.
+`ctx.results_of_model(*components)` registers one result panel (edit_outputs does it for its own):
+it empties when the model changes, so no picture of another model is shown as current, and comes
+back after a reload with the inputs of the events that filled it (ui/visits.py); its components
+stay outputs (never upload areas). `ctx.follow_model` views reset their values only when the model
+really changes, so a reload's restored values stand.
 Light events (`heavy=False`) are queued without a limit, so their refusals show as pop-ups too.
 """
