@@ -21,7 +21,7 @@ import time
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from common import ROOT, machine, replace_section
+from common import ROOT, default_generator, replace_section
 
 from stylegan_core.editing import directions as D
 from stylegan_core import judges
@@ -30,8 +30,6 @@ from stylegan_core.examples import example_photos
 from stylegan_core.library import read_codes_file
 from stylegan_core.images import load_image
 from stylegan_core.images import tensor_to_pil
-from stylegan_core.runtime import heap_reuse
-from stylegan_core.loading.zoo import load_model
 
 VALUES = (-3.0, -1.0, 1.0, 3.0)
 TARGETS = {"age": "age", "gender": "gender", "smile": "expr_happy", "yaw": "yaw"}
@@ -266,10 +264,7 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=3600.0, help="stop adding seeds after this long")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    heap_reuse(True)
-    machine_line = machine()
-    generator = load_model("ffhq-mobile").generator
+    machine_line, generator = default_generator(args.threads, inference=False)
     found = D.load_directions("ffhq-mobile")
     # age_s and gender_s moved their judges by only +0.5 years and +0.01 per unit on the probe faces
     # (manifest): measured there, left out here to spend the machine's time on more faces

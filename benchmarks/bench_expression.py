@@ -13,7 +13,7 @@ import argparse
 
 import torch
 
-from common import ROOT, machine, write_results
+from common import ROOT, default_generator, write_results
 from stylegan_core import codes, examples, judges
 from stylegan_core.editing import directions as dirs, edits
 from stylegan_core.images import load_image, tensor_to_pil
@@ -46,9 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--strengths", default="3,4,5")
     args = parser.parse_args()
-    machine_line = machine()
-    torch.set_grad_enabled(False)
-    generator = zoo.load_model(zoo.DEFAULT_MODEL, device="cpu").generator
+    machine_line, generator = default_generator()
     directions = dirs.load_directions(zoo.DEFAULT_MODEL, generator)
     render = (lambda ws: tensor_to_pil(generator.synthesis(ws)))
     header = "| target | edit | P(happy) | identity to the target's render | identity to its photo |"

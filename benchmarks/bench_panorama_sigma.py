@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-import torch
 
-from common import ROOT, machine, write_results
+from common import ROOT, default_generator, write_results
 from stylegan_core import codes
 from stylegan_core.editing import feature_blend as fb
 from stylegan_core.images import tensor_to_pil
@@ -43,9 +42,7 @@ def main() -> None:
     parser.add_argument("--sigmas", default="0,0.5,1")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    machine_line = machine()
-    torch.set_grad_enabled(False)
-    generator = zoo.load_model(zoo.DEFAULT_MODEL, device="cpu").generator
+    machine_line, generator = default_generator()
     header = "| sigma | " + " | ".join(f"seed {s}" for s in seeds) + " | middle people kept (< 0.6) |"
     lines = [header, "|---" * (len(seeds) + 2) + "|"]
     print(header)

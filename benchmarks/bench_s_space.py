@@ -30,15 +30,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from common import ROOT, machine, replace_section
+from common import ROOT, default_generator, replace_section
 from stylegan_core import judges
 from stylegan_core.editing import directions as D
 from stylegan_core.examples import EXAMPLE_PHOTOS
 from stylegan_core.images import load_image, tensor_to_pil
 from stylegan_core.inversion import align, metrics
 from stylegan_core.inversion.projector import ProjectorOptions, project
-from stylegan_core.loading.zoo import load_model
-from stylegan_core.runtime import heap_reuse
 
 FACES = ("astronaut", "grace_hopper", "two_people-face2", "astronaut_near_the_top", "two_people")  # two people
 SPACES = ("w+", "s")
@@ -270,11 +268,8 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=800.0, help="start no new inversion after this long")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    heap_reuse(True)
-    machine_line = machine()
+    machine_line, generator = default_generator(args.threads, inference=False)
     print(machine_line, flush=True)
-    generator = load_model("ffhq-mobile").generator
     if "invert" in args.stages:
         invert_missing(generator, args.steps, args.budget_s)
     if "measure" in args.stages:

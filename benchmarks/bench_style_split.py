@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from common import ROOT, machine, write_results
+from common import ROOT, default_generator, write_results
 from stylegan_core import codes, examples
 from stylegan_core.editing import edits
 from stylegan_core.images import tensor_to_pil
@@ -110,9 +110,7 @@ def main() -> None:
     parser.add_argument("--splits", default="8,16,32,64,128,256")
     args = parser.parse_args()
     splits = [int(s) for s in args.splits.split(",")]
-    machine_line = machine()
-    torch.set_grad_enabled(False)
-    generator = zoo.load_model(zoo.DEFAULT_MODEL, device="cpu").generator
+    machine_line, generator = default_generator()
     print(HEADER)
     rows = [row for content, style in PAIRS for row in measure(generator, content, style, splits)]
     write_results(RESULTS, "Style transfer: the default split", (

@@ -10,6 +10,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -32,6 +33,21 @@ def machine() -> str:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (f"{cpu_model()}, {os.cpu_count()} cores; torch {torch.__version__} with {torch.get_num_threads()} "
             f"threads; Python {platform.python_version()}; load average {load:.1f} at the start")
+
+
+def default_generator(threads: Optional[int] = None, inference: bool = True):
+    """The set-up the quality benchmarks share, as the app runs: `threads` torch threads (None:
+    torch's default), freed memory kept for reuse, autograd off unless the benchmark optimises
+    (inversions), and the default model's generator on the CPU. Returns (the machine line, taken
+    once the threads are set; the generator)."""
+    from stylegan_core.loading import zoo
+    from stylegan_core.runtime import heap_reuse
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    heap_reuse(True)
+    torch.set_grad_enabled(not inference)
+    return machine(), zoo.load_model(zoo.DEFAULT_MODEL).generator
 
 
 def count_flops(fn) -> float:
