@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .studio import Picture
 
 BEFORE_CACHE_SIZE = 16  # before-pictures kept: about 3 MB of memory each at 1024 px
-PHOTO_CACHE_SIZE = 8  # photos kept (the pictures share the image with the library's photo links)
+PHOTO_CACHE_SIZE = 8  # photos and their aligned crops kept (a photo shares its image with the library's links)
 
 
 class PictureCache:
@@ -101,8 +101,10 @@ class ComparingStudio:
 
     def aligned_from_link(self, link: PhotoLink, resolution: int, stem: str) -> "Picture":
         """The aligned crop of a link's face, cut again from its photo (for a code whose crop was
-        not kept, e.g. an example's precomputed inversion)."""
-        return self.picture(align.warp_quad(link.photo, link.quad, resolution), f"{stem}_aligned")
+        not kept, e.g. an example's precomputed inversion), written once per photo, face and size."""
+        key = ("aligned", image_digest(link.photo), np.asarray(link.quad).tobytes(), resolution)
+        return self._photo_cache.get(key, lambda: self.picture(
+            align.warp_quad(link.photo, link.quad, resolution), f"{stem}_aligned"))
 
     def comparison(self, library, model_name: str, source, pasted: Optional["Picture"]
                    ) -> tuple[Optional["Picture"], Optional["Picture"]]:
